@@ -1,0 +1,218 @@
+// Owns the AdmissionReview envelope: checking what arrives, turning one request into a decision
+// (policy, then mutation, then a guarded patch) and building the response and its audit record.
+// Pure apart from what it is given: the HTTP route and the offline CLI both call `reviewAdmission`.
+import type { Config } from './config.js';
+import { mutatePod, type Injected } from './mutate.js';
+import { createPatchGuard, diffPods, type Operation, type PatchGuard } from './patch.js';
+import { describePodShapeProblem, isPlainObject, type Labels, type Pod } from './pod.js';
+import { resolvePolicy, type SkipReason } from './policy.js';
+
+export const SUPPORTED_API_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
+
+export interface AdmissionRequest {
+  uid: string;
+  kind?: { group?: string; version?: string; kind?: string };
+  subResource?: string;
+  namespace?: string;
+  name?: string;
+  operation?: string;
+  userInfo?: { username?: string };
+  object?: unknown;
+  dryRun?: boolean;
+  [field: string]: unknown;
+}
+
+export interface AdmissionReview {
+  apiVersion: string;
+  kind: 'AdmissionReview';
+  request: AdmissionRequest;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: true;
+  patchType?: 'JSONPatch';
+  patch?: string;
+  warnings?: string[];
+  auditAnnotations?: Record<string, string>;
+}
+
+export type Decision = 'injected' | 'unchanged' | 'skipped';
+export type Reason = SkipReason | 'injected' | 'already-present' | 'internal-error';
+
+/** One audit line's worth of facts: names and decisions only, never env values or whole objects. */
+export interface AuditRecord {
+  uid: string;
+  namespace: string | undefined;
+  pod: string | undefined;
+  jobUuid: string | undefined;
+  pipeline: string | undefined;
+  branch: string | undefined;
+  stepKey: string | undefined;
+  buildUrl: string | undefined;
+  user: string | undefined;
+  operation: string | undefined;
+  dryRun: boolean;
+  decision: Decision;
+  reason: Reason;
+  detail?: string;
+  injected?: Injected;
+  warnings?: string[];
+}
+
+export interface AdmissionOutcome {
+  response: AdmissionResponse;
+  audit: AuditRecord;
+  operations: Operation[];
+  /** The Pod after mutation (the original when nothing changed); for the offline CLI. */
+  pod: unknown;
+  /** An unexpected error caught while deciding (the Pod was admitted unchanged). */
+  error?: Error;
+}
+
+/** Why an HTTP body is not an AdmissionReview we can answer; undefined when it is. */
+export function describeEnvelopeProblem(body: unknown): string | undefined {
+  if (!isPlainObject(body)) return 'body is not a JSON object';
+  if (body.kind !== 'AdmissionReview') return `kind must be "AdmissionReview", got ${JSON.stringify(body.kind) ?? 'nothing'}`;
+  if (typeof body.apiVersion !== 'string' || !(SUPPORTED_API_VERSIONS as readonly string[]).includes(body.apiVersion)) {
+    return `apiVersion must be one of ${SUPPORTED_API_VERSIONS.join(', ')}, got ${JSON.stringify(body.apiVersion) ?? 'nothing'}`;
+  }
+  const request = body.request;
+  if (!isPlainObject(request)) return 'request is missing or not an object';
+  if (typeof request.uid !== 'string' || request.uid === '') return 'request.uid is missing or not a non-empty string';
+  for (const field of ['namespace', 'name', 'operation', 'subResource'] as const) {
+    if (request[field] !== undefined && typeof request[field] !== 'string') return `request.${field} is not a string`;
+  }
+  for (const field of ['kind', 'userInfo'] as const) {
+    if (request[field] !== undefined && !isPlainObject(request[field])) return `request.${field} is not an object`;
+  }
+  if (request.dryRun !== undefined && typeof request.dryRun !== 'boolean') return 'request.dryRun is not a boolean';
+  return undefined;
+}
+
+const MAX_WARNING_LENGTH = 120;
+const WARNING_PREFIX = 'buildkite-ecr-injector: ';
+
+export function formatWarning(text: string): string {
+  const full = WARNING_PREFIX + text;
+  return full.length <= MAX_WARNING_LENGTH ? full : `${full.slice(0, MAX_WARNING_LENGTH - 1)}…`;
+}
+
+export interface AdmissionContext {
+  config: Config;
+  guard?: PatchGuard;
+}
+
+/**
+ * Decide one admission request. Never throws: an unexpected error admits the Pod unchanged and is
+ * reported in the outcome, because a broken webhook must not stop CI (failurePolicy Ignore is the
+ * API server's half of that promise, this is ours).
+ */
+export function reviewAdmission(request: AdmissionRequest, namespaceLabels: Labels | undefined, context: AdmissionContext): AdmissionOutcome {
+  try {
+    return decide(request, namespaceLabels, context);
+  } catch (error) {
+    const audit = auditBase(request, undefined);
+    return {
+      response: { uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason: 'internal-error' } },
+      audit: { ...audit, decision: 'skipped', reason: 'internal-error', detail: (error as Error).message },
+      operations: [],
+      pod: request.object,
+      error: error as Error,
+    };
+  }
+}
+
+function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, context: AdmissionContext): AdmissionOutcome {
+  const { config } = context;
+  const object = request.object;
+  const shapeProblem = describePodShapeProblem(object);
+  if (shapeProblem !== undefined) {
+    // Only a Pod CREATE is worth a warning; anything else is simply not ours.
+    const isPodCreate = request.operation === 'CREATE' && request.kind?.kind === 'Pod';
+    const reason: SkipReason = isPodCreate ? 'malformed-pod' : request.operation === 'CREATE' ? 'not-a-pod' : 'operation-not-create';
+    return skipped(request, undefined, reason, shapeProblem, isPodCreate ? [`Pod not mutated: ${shapeProblem}`] : []);
+  }
+  const pod = object as Pod;
+  const policy = resolvePolicy(
+    {
+      operation: request.operation,
+      kind: request.kind,
+      subResource: request.subResource,
+      namespace: request.namespace,
+      pod,
+      namespaceLabels,
+    },
+    config,
+  );
+  if (policy.action === 'skip') {
+    const warn = policy.reason === 'invalid-namespace-label' || policy.reason === 'namespace-unknown';
+    return skipped(request, pod, policy.reason, policy.detail, warn ? [`Pod not mutated: ${policy.detail}`] : []);
+  }
+
+  const mutation = mutatePod(pod, policy.plan, config);
+  const operations = diffPods(pod, mutation.pod);
+  (context.guard ?? createPatchGuard(config.labelPrefix)).check(operations);
+  const warnings = mutation.warnings.map(formatWarning);
+  const audit = auditBase(request, pod);
+  if (operations.length === 0) {
+    return {
+      response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'unchanged', reason: 'already-present' } }, warnings),
+      audit: { ...audit, decision: 'unchanged', reason: 'already-present', ...(warnings.length ? { warnings } : {}) },
+      operations,
+      pod,
+    };
+  }
+  return {
+    response: withWarnings(
+      {
+        uid: request.uid,
+        allowed: true,
+        patchType: 'JSONPatch',
+        patch: Buffer.from(JSON.stringify(operations)).toString('base64'),
+        auditAnnotations: { decision: 'injected', reason: 'injected', injected: JSON.stringify(mutation.injected) },
+      },
+      warnings,
+    ),
+    audit: { ...audit, decision: 'injected', reason: 'injected', injected: mutation.injected, ...(warnings.length ? { warnings } : {}) },
+    operations,
+    pod: mutation.pod,
+  };
+}
+
+function skipped(request: AdmissionRequest, pod: Pod | undefined, reason: SkipReason, detail: string, rawWarnings: string[]): AdmissionOutcome {
+  const warnings = rawWarnings.map(formatWarning);
+  return {
+    response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason } }, warnings),
+    audit: { ...auditBase(request, pod), decision: 'skipped', reason, detail, ...(warnings.length ? { warnings } : {}) },
+    operations: [],
+    pod: request.object,
+  };
+}
+
+function withWarnings(response: AdmissionResponse, warnings: string[]): AdmissionResponse {
+  return warnings.length > 0 ? { ...response, warnings } : response;
+}
+
+function auditBase(request: AdmissionRequest, pod: Pod | undefined): Omit<AuditRecord, 'decision' | 'reason'> {
+  const metadata = pod?.metadata;
+  const annotations = metadata?.annotations ?? {};
+  return {
+    uid: request.uid,
+    namespace: request.namespace,
+    pod: metadata?.name || metadata?.generateName || request.name || undefined,
+    jobUuid: metadata?.labels?.['buildkite.com/job-uuid'],
+    pipeline: annotations['buildkite.com/pipeline-slug'],
+    branch: annotations['buildkite.com/build-branch'],
+    stepKey: annotations['buildkite.com/step-key'],
+    buildUrl: annotations['buildkite.com/build-url'],
+    user: typeof request.userInfo?.username === 'string' ? request.userInfo.username : undefined,
+    operation: request.operation,
+    dryRun: request.dryRun === true,
+  };
+}
+
+/** The AdmissionReview answer, in the apiVersion the request came in. */
+export function buildReviewResponse(apiVersion: string, response: AdmissionResponse): object {
+  return { apiVersion, kind: 'AdmissionReview', response };
+}

@@ -1,0 +1,122 @@
+// Owns the HTTP surface as a Fastify app factory: routes, body limits, content types and the error
+// contract (4xx JSON for bad input, an AdmissionReview for every request that is one). Listening,
+// TLS files and signals belong to server.ts; the app is built the same way for tests and production.
+import fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { SecureContextOptions } from 'node:tls';
+import {
+  buildReviewResponse,
+  describeEnvelopeProblem,
+  reviewAdmission,
+  type AdmissionOutcome,
+  type AdmissionReview,
+} from './admission.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import type { NamespaceLabelSource } from './namespaces.js';
+import { createPatchGuard } from './patch.js';
+import type { Labels } from './pod.js';
+
+export interface AppOptions {
+  config: Config;
+  namespaces: NamespaceLabelSource;
+  log: Logger;
+  /** TLS options: when given the app serves HTTPS (TLS 1.2 minimum unless the options say otherwise). */
+  https?: SecureContextOptions & { minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+  /** Extra readiness condition (for example "a valid certificate is loaded"). */
+  isReady?: () => boolean;
+  /** Called after every admission decision (metrics). */
+  onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
+  /** Keep-alive and request timeouts, so slow or idle clients cannot hold the server. */
+  keepAliveTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+export const MUTATE_PATH = '/mutate';
+
+export function buildApp(options: AppOptions): FastifyInstance {
+  const { config, namespaces, log } = options;
+  const serverOptions: FastifyServerOptions = {
+    loggerInstance: log,
+    // One audit line per admission replaces Fastify's per-request lines.
+    logController: new LogController({ disableRequestLogging: true }),
+    // An AdmissionReview carries the object and (on UPDATE) the old object, each up to ~1.5 MiB:
+    // Fastify's 1 MiB default would reject legal requests.
+    bodyLimit: config.maxRequestBytes,
+    // Requests that arrive on a kept-alive connection while we drain are still answered: a 503 would
+    // make the API server admit the Pod without injection (failurePolicy Ignore).
+    return503OnClosing: false,
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
+    requestTimeout: options.requestTimeoutMs ?? 30_000,
+    ...(options.https ? { https: { minVersion: 'TLSv1.2', ...options.https } } : {}),
+  };
+  const app = fastify(serverOptions) as unknown as FastifyInstance;
+  const guard = createPatchGuard(config.labelPrefix);
+
+  // Only JSON is an AdmissionReview; anything else gets 415 from Fastify.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const statusCode = error.statusCode ?? 500;
+    if (statusCode >= 500) {
+      request.log.error({ err: error, url: request.url }, 'unexpected error serving request');
+      return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error; see the webhook log' });
+    }
+    return reply.code(statusCode).send({ statusCode, error: error.code ?? 'Bad Request', message: error.message });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({ statusCode: 404, error: 'Not Found', message: `no route ${request.method} ${request.url.split('?')[0]}` }),
+  );
+
+  app.post(MUTATE_PATH, async (request, reply) => {
+    const started = process.hrtime.bigint();
+    const problem = describeEnvelopeProblem(request.body);
+    if (problem !== undefined) {
+      request.log.warn({ problem }, 'rejected a request that is not an AdmissionReview');
+      return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `not an AdmissionReview: ${problem}` });
+    }
+    const review = request.body as AdmissionReview;
+    const labels = await lookupNamespace(namespaces, review.request.namespace, log);
+    const outcome = reviewAdmission(review.request, labels, { config, guard });
+    const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (outcome.error) {
+      log.error({ uid: review.request.uid, err: outcome.error }, 'admission failed; Pod admitted unchanged');
+    }
+    log.info({ ...outcome.audit, durationMs: Math.round(durationSeconds * 1e6) / 1e3 }, 'admission');
+    options.onAdmission?.(outcome, durationSeconds);
+    return reply.send(buildReviewResponse(review.apiVersion, outcome.response));
+  });
+
+  app.route({
+    method: ['GET', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    url: MUTATE_PATH,
+    handler: (request, reply) =>
+      reply
+      .code(405)
+      .header('allow', 'POST')
+        .send({ statusCode: 405, error: 'Method Not Allowed', message: `${request.method} is not allowed on ${MUTATE_PATH}; use POST` }),
+  });
+
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
+
+  app.get('/readyz', (_request, reply) => {
+    const labelState = namespaces.state();
+    const ready = namespaces.isSynced() && (options.isReady?.() ?? true);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', namespaces: labelState });
+  });
+
+  return app;
+}
+
+/** Cache first; the slow path (one API read) only for a namespace the cache does not know. */
+async function lookupNamespace(source: NamespaceLabelSource, namespace: string | undefined, log: Logger): Promise<Labels | undefined> {
+  if (namespace === undefined || namespace === '') return undefined;
+  const cached = source.get(namespace);
+  if (cached !== undefined || source.fetch === undefined) return cached;
+  try {
+    return await source.fetch(namespace);
+  } catch (error) {
+    log.warn({ namespace, err: (error as Error).message }, 'namespace lookup failed');
+    return undefined;
+  }
+}

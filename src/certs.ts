@@ -1,0 +1,101 @@
+// Owns certificate generation: a CA and a serving certificate signed by it, via `selfsigned`
+// (SHA-256, ECDSA P-256, SANs). The API server's Go TLS client checks SANs, never the CN.
+import { X509Certificate } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import selfsigned from 'selfsigned';
+
+export interface CertificateSet {
+  caCert: string;
+  caKey: string;
+  cert: string;
+  key: string;
+}
+
+export interface CertificateRequest {
+  dnsNames: readonly string[];
+  ipAddresses?: readonly string[];
+  /** Lifetime of the serving certificate. */
+  validityDays?: number;
+  /** Lifetime of the CA (longer, so a serving-certificate renewal does not need a new bundle). */
+  caValidityDays?: number;
+  now?: Date;
+  /** Sign with this CA instead of making a new one. */
+  ca?: { cert: string; key: string };
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+export async function generateCertificates(request: CertificateRequest): Promise<CertificateSet> {
+  const now = request.now ?? new Date();
+  const dnsNames = request.dnsNames.filter(Boolean);
+  const ipAddresses = request.ipAddresses ?? [];
+  if (dnsNames.length === 0 && ipAddresses.length === 0) throw new Error('a certificate needs at least one DNS name or IP address');
+  for (const ip of ipAddresses) if (isIP(ip) === 0) throw new Error(`${ip} is not an IP address`);
+  // Start validity a minute early: clocks in a cluster are never exactly in step.
+  const notBeforeDate = new Date(now.getTime() - 60_000);
+  const common = { keyType: 'ec' as const, curve: 'P-256' as const, algorithm: 'sha256' as const, notBeforeDate };
+
+  const ca =
+    request.ca ??
+    (await (async () => {
+      const pems = await selfsigned.generate([{ name: 'commonName', value: 'buildkite-ecr-injector CA' }], {
+        ...common,
+        notAfterDate: new Date(now.getTime() + (request.caValidityDays ?? 3650) * DAY_MS),
+        extensions: [
+          { name: 'basicConstraints', cA: true, critical: true },
+          { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+        ],
+      });
+      return { cert: pems.cert, key: pems.private };
+    })());
+
+  const serving = await selfsigned.generate([{ name: 'commonName', value: dnsNames[0] ?? ipAddresses[0] ?? 'localhost' }], {
+    ...common,
+    notAfterDate: new Date(now.getTime() + (request.validityDays ?? 365) * DAY_MS),
+    ca,
+    extensions: [
+      { name: 'basicConstraints', cA: false, critical: true },
+      { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: [...dnsNames.map((value) => ({ type: 2 as const, value })), ...ipAddresses.map((ip) => ({ type: 7 as const, ip }))],
+      },
+    ],
+  });
+  return { caCert: ca.cert, caKey: ca.key, cert: serving.cert, key: serving.private };
+}
+
+export interface CertificatePaths {
+  caCert: string;
+  caKey: string;
+  cert: string;
+  key: string;
+}
+
+export function certificatePaths(dir: string): CertificatePaths {
+  return { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
+}
+
+/** Write a set into a folder (keys readable by the owner only). */
+export async function writeCertificates(dir: string, set: CertificateSet): Promise<CertificatePaths> {
+  await mkdir(dir, { recursive: true });
+  const paths = certificatePaths(dir);
+  await writeFile(paths.caCert, set.caCert, { mode: 0o644 });
+  await writeFile(paths.caKey, set.caKey, { mode: 0o600 });
+  // The key first: a watcher that sees the new certificate must find its key already in place.
+  await writeFile(paths.key, set.key, { mode: 0o600 });
+  await writeFile(paths.cert, set.cert, { mode: 0o644 });
+  return paths;
+}
+
+/** Base64 of the CA certificate PEM: what a webhook configuration's `caBundle` takes. */
+export function caBundleOf(caCertPem: string): string {
+  return Buffer.from(caCertPem).toString('base64');
+}
+
+export function notAfterOf(certPem: string): Date {
+  return new Date(new X509Certificate(certPem).validTo);
+}

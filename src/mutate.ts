@@ -1,0 +1,134 @@
+// Owns "apply it": given a Pod and an injection plan, return a mutated copy plus what was injected and
+// the warnings to show. Pure: the input Pod is never modified, and running it on its own output
+// changes nothing (the webhook is reinvoked after other webhooks, see reinvocationPolicy: IfNeeded).
+import type { Config } from './config.js';
+import { isPlainObject, selectContainers, type Container, type Pod } from './pod.js';
+import { labelKeys, type InjectionPlan } from './policy.js';
+
+/** What one pass added; also the shape of the `<prefix>/injected` annotation (JSON). */
+export interface Injected {
+  serviceAccountName?: string;
+  envFrom?: { secret: string; containers: string[] };
+  imagePullSecrets?: string[];
+}
+
+export interface MutationResult {
+  pod: Pod;
+  /** What this pass changed; empty when the Pod already had everything. */
+  injected: Injected;
+  warnings: string[];
+}
+
+const DEFAULT_SERVICE_ACCOUNT = 'default';
+
+export function mutatePod(original: Pod, plan: InjectionPlan, config: Config): MutationResult {
+  const pod = structuredClone(original);
+  const injected: Injected = {};
+  const warnings: string[] = [];
+
+  if (plan.serviceAccount !== null) {
+    applyServiceAccount(pod, plan.serviceAccount, config, injected, warnings);
+  }
+  if (plan.awsSecret !== null) {
+    applyEnvFrom(pod, plan.awsSecret, config, injected, warnings);
+  }
+  if (plan.pullSecret !== null) {
+    applyPullSecret(pod, plan.pullSecret, injected);
+  }
+  if (plan.serviceAccount !== null && plan.awsSecret !== null) {
+    // AWS SDKs take static keys from the environment before IRSA's web identity token.
+    warnings.push(`static keys in Secret ${plan.awsSecret} shadow IRSA of ServiceAccount ${plan.serviceAccount}`);
+  }
+  if (Object.keys(injected).length > 0) recordInjection(pod, injected, config);
+  return { pod, injected, warnings };
+}
+
+function applyServiceAccount(pod: Pod, wanted: string, config: Config, injected: Injected, warnings: string[]): void {
+  const spec = pod.spec;
+  // The ServiceAccount admission plugin runs before webhooks, so "unset" arrives as "default".
+  const current = spec.serviceAccountName || spec.serviceAccount || DEFAULT_SERVICE_ACCOUNT;
+  if (current === wanted) return;
+  if (current !== DEFAULT_SERVICE_ACCOUNT && config.serviceAccountPolicy !== 'always') {
+    warnings.push(`serviceAccountName ${current} was set explicitly; kept instead of ${wanted}`);
+    return;
+  }
+  if (current !== DEFAULT_SERVICE_ACCOUNT) {
+    warnings.push(`serviceAccountName ${current} replaced by ${wanted} (serviceAccountPolicy: always)`);
+  }
+  spec.serviceAccountName = wanted;
+  // Keep the deprecated alias consistent when the API server sent it.
+  if (spec.serviceAccount !== undefined) spec.serviceAccount = wanted;
+  injected.serviceAccountName = wanted;
+}
+
+function applyEnvFrom(pod: Pod, secret: string, config: Config, injected: Injected, warnings: string[]): void {
+  const targets = selectContainers(pod.spec, config.targetContainers);
+  if (targets.length === 0) {
+    warnings.push(`no container matches targetContainers; Secret ${secret} not injected`);
+    return;
+  }
+  const changed: string[] = [];
+  for (const { container } of targets) {
+    if (hasSecretRef(container, secret)) continue;
+    // Append: AWS keys from this Secret must not override anything the step set itself in env,
+    // and env always wins over envFrom in Kubernetes.
+    container.envFrom = [...(container.envFrom ?? []), { secretRef: { name: secret } }];
+    changed.push(container.name);
+  }
+  if (changed.length > 0) injected.envFrom = { secret, containers: changed };
+}
+
+function hasSecretRef(container: Container, secret: string): boolean {
+  return (container.envFrom ?? []).some((source) => source.secretRef?.name === secret);
+}
+
+function applyPullSecret(pod: Pod, secret: string, injected: Injected): void {
+  const existing = pod.spec.imagePullSecrets ?? [];
+  if (existing.some((reference) => reference.name === secret)) return;
+  // Append, never replace: the ServiceAccount plugin copies its own pull secrets only into Pods that
+  // have none, so anything already here must survive.
+  pod.spec.imagePullSecrets = [...existing, { name: secret }];
+  injected.imagePullSecrets = [secret];
+}
+
+/** Merge this pass into the `<prefix>/injected` annotation so `kubectl get pod -o yaml` shows it. */
+function recordInjection(pod: Pod, injected: Injected, config: Config): void {
+  const key = labelKeys(config.labelPrefix).injectedAnnotation;
+  const annotations = (pod.metadata.annotations ??= {});
+  const previous = parseInjectedAnnotation(annotations[key]);
+  const merged: Injected = { ...previous, ...injected };
+  if (previous.envFrom && injected.envFrom && previous.envFrom.secret === injected.envFrom.secret) {
+    merged.envFrom = {
+      secret: injected.envFrom.secret,
+      containers: [...new Set([...previous.envFrom.containers, ...injected.envFrom.containers])],
+    };
+  }
+  if (previous.imagePullSecrets && injected.imagePullSecrets) {
+    merged.imagePullSecrets = [...new Set([...previous.imagePullSecrets, ...injected.imagePullSecrets])];
+  }
+  annotations[key] = JSON.stringify(merged);
+}
+
+/** Read a previous pass's annotation, keeping only well-formed fields (anyone can write annotations). */
+export function parseInjectedAnnotation(value: string | undefined): Injected {
+  if (value === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    return {};
+  }
+  if (!isPlainObject(parsed)) return {};
+  const result: Injected = {};
+  if (typeof parsed.serviceAccountName === 'string') result.serviceAccountName = parsed.serviceAccountName;
+  const envFrom = parsed.envFrom;
+  if (isPlainObject(envFrom) && typeof envFrom.secret === 'string' && isStringList(envFrom.containers)) {
+    result.envFrom = { secret: envFrom.secret, containers: envFrom.containers };
+  }
+  if (isStringList(parsed.imagePullSecrets)) result.imagePullSecrets = parsed.imagePullSecrets;
+  return result;
+}
+
+function isStringList(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item) => typeof item === 'string');
+}

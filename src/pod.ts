@@ -1,0 +1,150 @@
+// Owns what the webhook knows about a Pod's shape: the few fields it reads or writes, typed as plain
+// JSON (never run through a client library's serializer, which would drop unknown fields), and how a
+// Buildkite job Pod's containers map to roles.
+import type { ContainerRole } from './config.js';
+
+export type Labels = Readonly<Record<string, string>>;
+
+export interface EnvFromSource {
+  secretRef?: { name?: string; optional?: boolean };
+  configMapRef?: { name?: string };
+  prefix?: string;
+  [field: string]: unknown;
+}
+
+export interface Container {
+  name: string;
+  env?: { name: string; [field: string]: unknown }[];
+  envFrom?: EnvFromSource[];
+  restartPolicy?: string;
+  [field: string]: unknown;
+}
+
+export interface PodSpec {
+  serviceAccountName?: string;
+  /** Deprecated alias of serviceAccountName that the API server still fills in. */
+  serviceAccount?: string;
+  imagePullSecrets?: { name?: string }[];
+  containers: Container[];
+  initContainers?: Container[];
+  [field: string]: unknown;
+}
+
+export interface Pod {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name?: string;
+    generateName?: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [field: string]: unknown;
+  };
+  spec: PodSpec;
+  [field: string]: unknown;
+}
+
+/**
+ * Check that a value has the Pod fields the webhook reads, with the types it expects. Returns a short
+ * description of the first problem, or undefined when the shape is usable. Fields the webhook never
+ * touches are not inspected: the API server has validated them already.
+ */
+export function describePodShapeProblem(value: unknown): string | undefined {
+  if (!isPlainObject(value)) return 'object is not a JSON object';
+  const metadata = value.metadata;
+  if (metadata !== undefined && !isPlainObject(metadata)) return 'metadata is not an object';
+  if (isPlainObject(metadata)) {
+    for (const field of ['labels', 'annotations'] as const) {
+      const map = metadata[field];
+      if (map !== undefined && map !== null && !isStringMap(map)) return `metadata.${field} is not a map of strings`;
+    }
+    for (const field of ['name', 'generateName', 'namespace'] as const) {
+      const text = metadata[field];
+      if (text !== undefined && typeof text !== 'string') return `metadata.${field} is not a string`;
+    }
+  }
+  const spec = value.spec;
+  if (!isPlainObject(spec)) return 'spec is missing or not an object';
+  for (const field of ['serviceAccountName', 'serviceAccount'] as const) {
+    const text = spec[field];
+    if (text !== undefined && typeof text !== 'string') return `spec.${field} is not a string`;
+  }
+  const pullSecrets = spec.imagePullSecrets;
+  if (pullSecrets !== undefined && pullSecrets !== null) {
+    if (!Array.isArray(pullSecrets) || !pullSecrets.every(isPlainObject)) return 'spec.imagePullSecrets is not a list of objects';
+  }
+  if (!Array.isArray(spec.containers)) return 'spec.containers is not a list';
+  for (const list of ['containers', 'initContainers'] as const) {
+    const containers = spec[list];
+    if (containers === undefined || containers === null) continue;
+    if (!Array.isArray(containers)) return `spec.${list} is not a list`;
+    for (const [index, container] of containers.entries()) {
+      const problem = describeContainerProblem(container);
+      if (problem !== undefined) return `spec.${list}[${index}] ${problem}`;
+    }
+  }
+  return undefined;
+}
+
+function describeContainerProblem(container: unknown): string | undefined {
+  if (!isPlainObject(container)) return 'is not an object';
+  if (typeof container.name !== 'string') return 'has no name';
+  if (container.env !== undefined && container.env !== null) {
+    if (!Array.isArray(container.env) || !container.env.every(isPlainObject)) return 'env is not a list of objects';
+  }
+  if (container.envFrom !== undefined && container.envFrom !== null) {
+    if (!Array.isArray(container.envFrom) || !container.envFrom.every(isPlainObject)) {
+      return 'envFrom is not a list of objects';
+    }
+  }
+  return undefined;
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isStringMap(value: unknown): value is Record<string, string> {
+  return isPlainObject(value) && Object.values(value).every((v) => typeof v === 'string');
+}
+
+/** A container in the Pod, with where it sits (for patch paths and messages). */
+export interface PlacedContainer {
+  list: 'containers' | 'initContainers';
+  index: number;
+  container: Container;
+}
+
+/**
+ * The roles a container plays in an agent-stack-k8s job Pod. The controller's own test for a command
+ * container is the presence of BUILDKITE_COMMAND in its env (model.IsCommandContainer), whatever its
+ * name; checkout and agent are fixed names. Sidecars are native sidecars (initContainers with
+ * restartPolicy Always) or, before Kubernetes 1.29, any other regular container.
+ */
+export function rolesOf(placed: PlacedContainer): ContainerRole[] {
+  const { list, container } = placed;
+  if (list === 'initContainers') return container.restartPolicy === 'Always' ? ['sidecar'] : ['init'];
+  if (container.env?.some((variable) => variable.name === 'BUILDKITE_COMMAND')) return ['command'];
+  if (container.name === 'checkout') return ['checkout'];
+  if (container.name === 'agent') return ['agent'];
+  return ['sidecar'];
+}
+
+export function listContainers(spec: PodSpec): PlacedContainer[] {
+  const placed: PlacedContainer[] = [];
+  for (const list of ['initContainers', 'containers'] as const) {
+    const containers = spec[list] ?? [];
+    containers.forEach((container, index) => placed.push({ list, index, container }));
+  }
+  return placed;
+}
+
+/** Containers selected by a list of role names and plain container names. */
+export function selectContainers(spec: PodSpec, targets: readonly string[]): PlacedContainer[] {
+  return listContainers(spec).filter(
+    (placed) =>
+      targets.includes(placed.container.name) ||
+      rolesOf(placed).some((role) => targets.includes(role)),
+  );
+}

@@ -1,0 +1,91 @@
+// Owns a running webhook: the certificate source, the namespace label source, the Fastify app and its
+// HTTPS listener, wired together and closable as one. Signals stay in the CLI entry (cli.ts).
+import { access } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import { certificatePaths, generateCertificates, writeCertificates } from './certs.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import { FileNamespaceSource, type NamespaceLabelSource } from './namespaces.js';
+import { FileCertificateSource, readCertificatePair } from './tls-files.js';
+
+export type TlsSettings =
+  | { mode: 'files'; certPath: string; keyPath: string }
+  /** Local runs: a CA and a localhost certificate generated into `dir` on first start. */
+  | { mode: 'local'; dir: string };
+
+export interface ServeOptions {
+  config: Config;
+  log: Logger;
+  host: string;
+  port: number;
+  tls: TlsSettings;
+  /** Where namespace labels come from: a YAML file, or a ready-made source. */
+  namespaces: { file: string } | { source: NamespaceLabelSource };
+  watchIntervalMs?: number;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  port: number;
+  certificates: FileCertificateSource;
+  namespaces: NamespaceLabelSource;
+  close(): Promise<void>;
+}
+
+export async function startServer(options: ServeOptions): Promise<RunningServer> {
+  const { log } = options;
+  const certificates = await openCertificates(options.tls, log, options.watchIntervalMs);
+  const namespaces =
+    'file' in options.namespaces
+      ? await FileNamespaceSource.open(options.namespaces.file, log, options.watchIntervalMs)
+      : options.namespaces.source;
+  const initial = certificates.current();
+  const app = buildApp({
+    config: options.config,
+    namespaces,
+    log,
+    https: { cert: initial.cert, key: initial.key },
+    isReady: () => certificates.current().notAfter.getTime() > Date.now(),
+  });
+  certificates.onChange(({ cert, key }) => {
+    // New handshakes use the new pair; connections already open keep theirs.
+    (app.server as unknown as HttpsServer).setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
+  });
+  app.addHook('onClose', async () => {
+    certificates.close();
+    await namespaces.close();
+  });
+  try {
+    await app.listen({ host: options.host, port: options.port });
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+  const port = (app.server.address() as AddressInfo).port;
+  log.info({ host: options.host, port, tls: options.tls.mode }, 'webhook listening');
+  return { app, port, certificates, namespaces, close: () => app.close() };
+}
+
+async function openCertificates(tls: TlsSettings, log: Logger, watchIntervalMs?: number): Promise<FileCertificateSource> {
+  if (tls.mode === 'files') return FileCertificateSource.open(tls.certPath, tls.keyPath, log, watchIntervalMs);
+  const paths = certificatePaths(tls.dir);
+  if (!(await isUsablePair(paths.cert, paths.key))) {
+    const set = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1', '::1'] });
+    await writeCertificates(tls.dir, set);
+    log.info({ dir: tls.dir }, 'generated a local CA and a localhost serving certificate');
+  }
+  return FileCertificateSource.open(paths.cert, paths.key, log, watchIntervalMs);
+}
+
+async function isUsablePair(certPath: string, keyPath: string): Promise<boolean> {
+  try {
+    await access(certPath);
+    const pair = await readCertificatePair(certPath, keyPath);
+    return pair.notAfter.getTime() > Date.now();
+  } catch {
+    return false;
+  }
+}
