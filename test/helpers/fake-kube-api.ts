@@ -1,0 +1,325 @@
+// A local HTTP server that speaks enough of the Kubernetes API for the webhook's client code: list,
+// get, create, update (with resourceVersion conflicts), patch (JSON merge and JSON patch), delete, and
+// watch as a chunked stream of newline-delimited events, with 410 Gone for expired resourceVersions.
+// Faults are injected on purpose: stop/start on the same port, drop watch connections, expire history,
+// fail the next N requests. Tests seed it with real captured objects from ../fixtures/k8s-api.
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import fastJsonPatch from 'fast-json-patch';
+
+export type KubeObject = {
+  metadata: { name: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [k: string]: unknown };
+  [k: string]: unknown;
+};
+
+interface WatchEvent {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  collection: string;
+  object: KubeObject;
+  resourceVersion: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  watch: boolean;
+}
+
+/** Plural resource names the fake knows; a path ending in one of these is a collection. */
+const COLLECTIONS = new Set(['namespaces', 'secrets', 'leases', 'mutatingwebhookconfigurations', 'configmaps', 'serviceaccounts']);
+
+const LIST_KIND: Record<string, string> = {
+  namespaces: 'NamespaceList',
+  secrets: 'SecretList',
+  leases: 'LeaseList',
+  mutatingwebhookconfigurations: 'MutatingWebhookConfigurationList',
+  configmaps: 'ConfigMapList',
+  serviceaccounts: 'ServiceAccountList',
+};
+
+export interface FakeKubeApiOptions {
+  /** Fixed port (for restarts); 0 picks one. */
+  port?: number;
+  /** Starting resourceVersion (the captured list is at 847). */
+  resourceVersion?: number;
+}
+
+export class FakeKubeApi {
+  readonly requests: RecordedRequest[] = [];
+  #server: Server | undefined;
+  #port: number;
+  #resourceVersion: number;
+  /** Events older than this resourceVersion are gone: a watch from before gets 410. */
+  #oldestWatchable = 0;
+  readonly #collections = new Map<string, Map<string, KubeObject>>();
+  readonly #events: WatchEvent[] = [];
+  readonly #watchers = new Set<{ collection: string; fieldName: string | undefined; res: ServerResponse }>();
+  readonly #sockets = new Set<Socket>();
+  #failures: { count: number; status: number }[] = [];
+  #stalled = false;
+
+  constructor(options: FakeKubeApiOptions = {}) {
+    this.#port = options.port ?? 0;
+    this.#resourceVersion = options.resourceVersion ?? 1000;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** A kubeconfig (YAML text) pointing at this server. */
+  kubeconfig(namespace = 'default'): string {
+    return [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: fake, cluster: {server: "' + this.url + '", insecure-skip-tls-verify: true}}]',
+      'users: [{name: fake, user: {token: fake-token}}]',
+      `contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: ${namespace}}}]`,
+      'current-context: fake',
+      '',
+    ].join('\n');
+  }
+
+  async start(): Promise<void> {
+    const server = createServer((req, res) => void this.#handle(req, res));
+    server.on('connection', (socket) => {
+      this.#sockets.add(socket);
+      socket.on('close', () => this.#sockets.delete(socket));
+    });
+    server.listen(this.#port, '127.0.0.1');
+    await once(server, 'listening');
+    this.#port = (server.address() as AddressInfo).port;
+    this.#server = server;
+  }
+
+  /** Stop answering: close the listener and every open connection (an API server outage). */
+  async stop(): Promise<void> {
+    const server = this.#server;
+    if (!server) return;
+    this.#server = undefined;
+    for (const watcher of this.#watchers) watcher.res.destroy();
+    this.#watchers.clear();
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Seed a collection (e.g. '/api/v1/namespaces') with objects, without watch events. */
+  seed(collection: string, objects: KubeObject[]): void {
+    const items = this.#collection(collection);
+    for (const object of objects) {
+      const copy = structuredClone(object);
+      copy.metadata.resourceVersion = String(++this.#resourceVersion);
+      items.set(copy.metadata.name, copy);
+    }
+  }
+
+  get(collection: string, name: string): KubeObject | undefined {
+    const object = this.#collections.get(collection)?.get(name);
+    return object && structuredClone(object);
+  }
+
+  list(collection: string): KubeObject[] {
+    return [...(this.#collections.get(collection)?.values() ?? [])].map((o) => structuredClone(o));
+  }
+
+  /** Create or replace an object as a client would, emitting a watch event. */
+  put(collection: string, object: KubeObject): KubeObject {
+    const items = this.#collection(collection);
+    const existed = items.has(object.metadata.name);
+    const stored = structuredClone(object);
+    stored.metadata.resourceVersion = String(++this.#resourceVersion);
+    items.set(stored.metadata.name, stored);
+    this.#emit({ type: existed ? 'MODIFIED' : 'ADDED', collection, object: stored, resourceVersion: this.#resourceVersion });
+    return structuredClone(stored);
+  }
+
+  remove(collection: string, name: string): void {
+    const items = this.#collection(collection);
+    const object = items.get(name);
+    if (!object) return;
+    items.delete(name);
+    const deleted = structuredClone(object);
+    deleted.metadata.resourceVersion = String(++this.#resourceVersion);
+    this.#emit({ type: 'DELETED', collection, object: deleted, resourceVersion: this.#resourceVersion });
+  }
+
+  /** Forget history: watches resuming from an older resourceVersion get 410 Gone. */
+  expireHistory(): void {
+    this.#oldestWatchable = this.#resourceVersion + 1;
+    this.#events.length = 0;
+  }
+
+  /** Cut every open watch stream mid-flight (a dropped connection). */
+  dropWatches(): void {
+    for (const watcher of this.#watchers) watcher.res.destroy();
+    this.#watchers.clear();
+  }
+
+  /** Answer the next `count` requests with `status` (e.g. 500, 429). */
+  failNext(count: number, status = 500): void {
+    this.#failures.push({ count, status });
+  }
+
+  /** While stalled, requests are accepted but never answered (a hung API server). */
+  stall(stalled: boolean): void {
+    this.#stalled = stalled;
+  }
+
+  openWatchCount(): number {
+    return this.#watchers.size;
+  }
+
+  #collection(path: string): Map<string, KubeObject> {
+    let items = this.#collections.get(path);
+    if (!items) {
+      items = new Map();
+      this.#collections.set(path, items);
+    }
+    return items;
+  }
+
+  #emit(event: WatchEvent): void {
+    this.#events.push(event);
+    for (const watcher of this.#watchers) {
+      if (watcher.collection !== event.collection) continue;
+      if (watcher.fieldName !== undefined && watcher.fieldName !== event.object.metadata.name) continue;
+      watcher.res.write(`${JSON.stringify({ type: event.type, object: event.object })}\n`);
+    }
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://fake');
+    const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, watch });
+    if (this.#stalled) return;
+    const failure = this.#failures[0];
+    if (failure) {
+      if (--failure.count <= 0) this.#failures.shift();
+      return sendStatus(res, failure.status, 'InternalError', 'injected failure');
+    }
+    const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readJson(req);
+    const segments = url.pathname.split('/').filter(Boolean);
+    const last = segments.at(-1) ?? '';
+    const isCollection = COLLECTIONS.has(last);
+    const collection = isCollection ? url.pathname : `/${segments.slice(0, -1).join('/')}`;
+    const name = isCollection ? undefined : last;
+    const fieldName = parseNameSelector(url.searchParams.get('fieldSelector'));
+
+    if (isCollection && req.method === 'GET' && watch) return this.#watch(res, collection, url.searchParams, fieldName);
+    if (isCollection && req.method === 'GET') return this.#list(res, collection, fieldName);
+    if (isCollection && req.method === 'POST') return this.#create(res, collection, body as KubeObject);
+    if (name === undefined) return sendStatus(res, 405, 'MethodNotAllowed', `${req.method} not supported on ${url.pathname}`);
+    const current = this.#collections.get(collection)?.get(name);
+    if (req.method === 'GET') return current ? sendJson(res, 200, current) : sendStatus(res, 404, 'NotFound', `${name} not found`);
+    if (!current) return sendStatus(res, 404, 'NotFound', `${name} not found`);
+    if (req.method === 'DELETE') {
+      this.remove(collection, name);
+      return sendStatus(res, 200, 'Success', 'deleted');
+    }
+    if (req.method === 'PUT') {
+      const object = body as KubeObject;
+      const expected = object?.metadata?.resourceVersion;
+      if (expected !== undefined && expected !== current.metadata.resourceVersion) {
+        return sendStatus(res, 409, 'Conflict', `the object has been modified; please apply your changes to the latest version`);
+      }
+      return sendJson(res, 200, this.put(collection, object));
+    }
+    if (req.method === 'PATCH') {
+      const contentType = req.headers['content-type'] ?? '';
+      let patched: KubeObject;
+      if (contentType.includes('json-patch')) {
+        patched = fastJsonPatch.applyPatch(structuredClone(current), body as fastJsonPatch.Operation[], true, false).newDocument;
+      } else {
+        patched = mergePatch(structuredClone(current), body) as KubeObject;
+      }
+      const expected = (body as KubeObject | undefined)?.metadata?.resourceVersion;
+      if (!contentType.includes('json-patch') && expected !== undefined && expected !== current.metadata.resourceVersion) {
+        return sendStatus(res, 409, 'Conflict', 'the object has been modified');
+      }
+      return sendJson(res, 200, this.put(collection, patched));
+    }
+    return sendStatus(res, 405, 'MethodNotAllowed', `${req.method} not supported`);
+  }
+
+  #list(res: ServerResponse, collection: string, fieldName: string | undefined): void {
+    const plural = collection.split('/').at(-1) ?? '';
+    const items = this.list(collection).filter((o) => fieldName === undefined || o.metadata.name === fieldName);
+    sendJson(res, 200, {
+      kind: LIST_KIND[plural] ?? 'List',
+      apiVersion: collection.startsWith('/api/') ? 'v1' : collection.split('/').slice(2, 4).join('/'),
+      metadata: { resourceVersion: String(this.#resourceVersion) },
+      items,
+    });
+  }
+
+  #create(res: ServerResponse, collection: string, object: KubeObject): void {
+    if (!object?.metadata?.name) return sendStatus(res, 422, 'Invalid', 'metadata.name is required');
+    if (this.#collections.get(collection)?.has(object.metadata.name)) {
+      return sendStatus(res, 409, 'AlreadyExists', `${object.metadata.name} already exists`);
+    }
+    sendJson(res, 201, this.put(collection, object));
+  }
+
+  #watch(res: ServerResponse, collection: string, query: URLSearchParams, fieldName: string | undefined): void {
+    const from = Number(query.get('resourceVersion') ?? '0');
+    res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
+    // Send the headers now: clients (node-fetch) resolve the watch request on them.
+    res.flushHeaders();
+    if (from !== 0 && from < this.#oldestWatchable - 1) {
+      // What a real API server sends when the requested resourceVersion has been compacted away.
+      const status = { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: `too old resource version: ${from}`, reason: 'Expired', code: 410 };
+      res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
+      return;
+    }
+    for (const event of this.#events) {
+      if (event.collection !== collection || event.resourceVersion <= from) continue;
+      if (fieldName !== undefined && event.object.metadata.name !== fieldName) continue;
+      res.write(`${JSON.stringify({ type: event.type, object: event.object })}\n`);
+    }
+    const watcher = { collection, fieldName, res };
+    this.#watchers.add(watcher);
+    const timeoutSeconds = Number(query.get('timeoutSeconds') ?? '0');
+    const timer = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : undefined;
+    res.on('close', () => {
+      if (timer) clearTimeout(timer);
+      this.#watchers.delete(watcher);
+    });
+  }
+}
+
+function parseNameSelector(selector: string | null): string | undefined {
+  const match = selector?.match(/^metadata\.name=(.+)$/);
+  return match?.[1];
+}
+
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) return patch;
+  const result: Record<string, unknown> = typeof target === 'object' && target !== null && !Array.isArray(target) ? { ...(target) } : {};
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = mergePatch(result[key], value);
+  }
+  return result;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  return text === '' ? undefined : JSON.parse(text);
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+function sendStatus(res: ServerResponse, code: number, reason: string, message: string): void {
+  sendJson(res, code, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: code < 400 ? 'Success' : 'Failure', message, reason, code });
+}
