@@ -111,11 +111,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
 /** Cache first; the slow path (one API read) only for a namespace the cache does not know. */
 async function lookupNamespace(source: NamespaceLabelSource, namespace: string | undefined, log: Logger): Promise<Labels | undefined> {
   if (namespace === undefined || namespace === '') return undefined;
-  const cached = source.get(namespace);
-  if (cached !== undefined || source.fetch === undefined) return cached;
   try {
+    const cached = source.get(namespace);
+    if (cached !== undefined || source.fetch === undefined) return cached;
     return await source.fetch(namespace);
   } catch (error) {
+    // Fail open: the policy turns "unknown" into an unchanged Pod with reason namespace-unknown.
     log.warn({ namespace, err: (error as Error).message }, 'namespace lookup failed');
     return undefined;
   }

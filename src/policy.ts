@@ -105,7 +105,7 @@ export function resolvePolicy(input: PolicyInput, config: Config): PolicyResult 
     } else if (isKubernetesName(value)) {
       plan[field] = value;
     } else {
-      return skip('invalid-namespace-label', `namespace ${namespace} label ${key}=${value} is not a valid name`);
+      return skip('invalid-namespace-label', `label ${key}=${value} is not a valid name`);
     }
   }
   if (countRequested(plan) === 0) return skip('nothing-to-inject', `namespace ${namespace} and config defaults ask for nothing`);
