@@ -2,7 +2,9 @@
 // contract (4xx JSON for bad input, an AdmissionReview for every request that is one). Listening,
 // TLS files and signals belong to server.ts; the app is built the same way for tests and production.
 import fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { STATUS_CODES } from 'node:http';
 import type { SecureContextOptions } from 'node:tls';
+import secureJsonParse from 'secure-json-parse';
 import {
   buildReviewResponse,
   describeEnvelopeProblem,
@@ -52,8 +54,17 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const app = fastify(serverOptions) as unknown as FastifyInstance;
   const guard = createPatchGuard(config.labelPrefix);
 
-  // Only JSON is an AdmissionReview; anything else gets 415 from Fastify.
-  app.removeContentTypeParser('text/plain');
+  // Only JSON is an AdmissionReview; anything else gets 415 from Fastify. Our own JSON parser (still
+  // secure-json-parse, as Fastify's) so that a bad body is answered with what exactly is wrong.
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    if (body === '') return done(badRequest('request body is empty'), undefined);
+    try {
+      done(null, secureJsonParse.parse(body, undefined, { protoAction: 'error', constructorAction: 'error' }));
+    } catch (error) {
+      done(badRequest(`malformed JSON: ${(error as Error).message}`), undefined);
+    }
+  });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const statusCode = error.statusCode ?? 500;
@@ -61,7 +72,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       request.log.error({ err: error, url: request.url }, 'unexpected error serving request');
       return reply.code(500).send({ statusCode: 500, error: 'Internal Server Error', message: 'internal error; see the webhook log' });
     }
-    return reply.code(statusCode).send({ statusCode, error: error.code ?? 'Bad Request', message: error.message });
+    return reply.code(statusCode).send({ statusCode, error: STATUS_CODES[statusCode] ?? 'Error', message: error.message });
   });
 
   app.setNotFoundHandler((request, reply) =>
@@ -120,4 +131,8 @@ async function lookupNamespace(source: NamespaceLabelSource, namespace: string |
     log.warn({ namespace, err: (error as Error).message }, 'namespace lookup failed');
     return undefined;
   }
+}
+
+function badRequest(message: string): FastifyError {
+  return Object.assign(new Error(message), { statusCode: 400 }) as FastifyError;
 }
