@@ -1,8 +1,7 @@
 // Owns the webhook's configuration file: its schema, its defaults, and the one place it is parsed.
 // The result is validated and frozen; a bad file stops start-up with a message naming the field.
-import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { readYamlFile } from './yaml-file.js';
 
 /** Container roles that `targetContainers` may name; anything else is taken as a container name. */
 export const CONTAINER_ROLES = ['command', 'checkout', 'agent', 'sidecar', 'init'] as const;
@@ -89,18 +88,7 @@ export function parseConfig(document: unknown, source = 'config'): Config {
 /** Read and validate a YAML config file. A missing path gives the built-in defaults. */
 export async function loadConfig(path: string | undefined): Promise<Config> {
   if (path === undefined) return parseConfig({});
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError(`config file ${path} is not valid YAML: ${(error as Error).message}`);
-  }
+  const document = await readYamlFile(path, 'config file', (message) => new ConfigError(message));
   return parseConfig(document, `config file ${path}`);
 }
 

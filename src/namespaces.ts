@@ -1,11 +1,10 @@
 // Owns where namespace labels come from. The admission path only ever calls `get` (a synchronous
 // cache read); sources differ in how the cache is filled: a fixed map (CLI, tests), a YAML file
 // reloaded on change (local runs), or the cluster (see the informer source).
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { parse as parseYaml } from 'yaml';
 import { isPlainObject, type Labels } from './pod.js';
 import { watchFiles, type FileWatcher } from './watch-files.js';
+import { readYamlFile } from './yaml-file.js';
 
 export interface NamespaceLabelSource {
   /** Labels of a namespace from the cache; undefined when the namespace is not known. */
@@ -74,18 +73,7 @@ export function parseNamespacesDocument(document: unknown, source: string): Map<
 }
 
 export async function readNamespacesFile(path: string): Promise<Map<string, Labels>> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new NamespaceFileError(`cannot read namespaces file ${path}: ${(error as Error).message}`);
-  }
-  let document: unknown;
-  try {
-    document = parseYaml(text);
-  } catch (error) {
-    throw new NamespaceFileError(`namespaces file ${path} is not valid YAML: ${(error as Error).message}`);
-  }
+  const document = await readYamlFile(path, 'namespaces file', (message) => new NamespaceFileError(message));
   return parseNamespacesDocument(document, `namespaces file ${path}`);
 }
 
