@@ -53,16 +53,14 @@ export interface Pod {
 export function describePodShapeProblem(value: unknown): string | undefined {
   if (!isPlainObject(value)) return 'object is not a JSON object';
   const metadata = value.metadata;
-  if (metadata !== undefined && !isPlainObject(metadata)) return 'metadata is not an object';
-  if (isPlainObject(metadata)) {
-    for (const field of ['labels', 'annotations'] as const) {
-      const map = metadata[field];
-      if (map !== undefined && map !== null && !isStringMap(map)) return `metadata.${field} is not a map of strings`;
-    }
-    for (const field of ['name', 'generateName', 'namespace'] as const) {
-      const text = metadata[field];
-      if (text !== undefined && typeof text !== 'string') return `metadata.${field} is not a string`;
-    }
+  if (!isPlainObject(metadata)) return 'metadata is missing or not an object';
+  for (const field of ['labels', 'annotations'] as const) {
+    const map = metadata[field];
+    if (map !== undefined && map !== null && !isStringMap(map)) return `metadata.${field} is not a map of strings`;
+  }
+  for (const field of ['name', 'generateName', 'namespace'] as const) {
+    const text = metadata[field];
+    if (text !== undefined && typeof text !== 'string') return `metadata.${field} is not a string`;
   }
   const spec = value.spec;
   if (!isPlainObject(spec)) return 'spec is missing or not an object';

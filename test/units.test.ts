@@ -79,6 +79,7 @@ t.test('requests that are not a v1 Pod CREATE are left alone', (t) => {
     [{ kind: { group: '', version: 'v1', kind: 'Pod' }, subResource: 'ephemeralcontainers' }, 'not-a-pod'],
     [{ operation: 'DELETE', object: null }, 'operation-not-create'],
     [{ namespace: '' }, 'namespace-unknown'],
+    [{ object: { spec: { containers: [] } } }, 'malformed-pod'],
   ];
   for (const [change, reason] of variants) {
     const outcome = reviewAdmission({ ...review.request, ...change }, enabled, { config });
