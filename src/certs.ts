@@ -21,11 +21,42 @@ export interface CertificateRequest {
   /** Lifetime of the CA (longer, so a serving-certificate renewal does not need a new bundle). */
   caValidityDays?: number;
   now?: Date;
+  /** Start of validity; by default a minute before `now`. */
+  notBefore?: Date;
   /** Sign with this CA instead of making a new one. */
   ca?: { cert: string; key: string };
 }
 
+export interface CaRequest {
+  validityDays: number;
+  now?: Date;
+  notBefore?: Date;
+  commonName?: string;
+}
+
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+function validityStart(now: Date, notBefore: Date | undefined): Date {
+  // Start validity a minute early by default: clocks in a cluster are never exactly in step.
+  return notBefore ?? new Date(now.getTime() - 60_000);
+}
+
+const KEY = { keyType: 'ec' as const, curve: 'P-256' as const, algorithm: 'sha256' as const };
+
+/** A new self-signed CA (ECDSA P-256, SHA-256) that may sign serving certificates only. */
+export async function generateCa(request: CaRequest): Promise<{ cert: string; key: string }> {
+  const now = request.now ?? new Date();
+  const pems = await selfsigned.generate([{ name: 'commonName', value: request.commonName ?? 'buildkite-ecr-injector CA' }], {
+    ...KEY,
+    notBeforeDate: validityStart(now, request.notBefore),
+    notAfterDate: new Date(now.getTime() + request.validityDays * DAY_MS),
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    ],
+  });
+  return { cert: pems.cert, key: pems.private };
+}
 
 export async function generateCertificates(request: CertificateRequest): Promise<CertificateSet> {
   const now = request.now ?? new Date();
@@ -33,23 +64,8 @@ export async function generateCertificates(request: CertificateRequest): Promise
   const ipAddresses = request.ipAddresses ?? [];
   if (dnsNames.length === 0 && ipAddresses.length === 0) throw new Error('a certificate needs at least one DNS name or IP address');
   for (const ip of ipAddresses) if (isIP(ip) === 0) throw new Error(`${ip} is not an IP address`);
-  // Start validity a minute early: clocks in a cluster are never exactly in step.
-  const notBeforeDate = new Date(now.getTime() - 60_000);
-  const common = { keyType: 'ec' as const, curve: 'P-256' as const, algorithm: 'sha256' as const, notBeforeDate };
-
-  const ca =
-    request.ca ??
-    (await (async () => {
-      const pems = await selfsigned.generate([{ name: 'commonName', value: 'buildkite-ecr-injector CA' }], {
-        ...common,
-        notAfterDate: new Date(now.getTime() + (request.caValidityDays ?? 3650) * DAY_MS),
-        extensions: [
-          { name: 'basicConstraints', cA: true, critical: true },
-          { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
-        ],
-      });
-      return { cert: pems.cert, key: pems.private };
-    })());
+  const common = { ...KEY, notBeforeDate: validityStart(now, request.notBefore) };
+  const ca = request.ca ?? (await generateCa({ now, notBefore: request.notBefore, validityDays: request.caValidityDays ?? 3650 }));
 
   const serving = await selfsigned.generate([{ name: 'commonName', value: dnsNames[0] ?? ipAddresses[0] ?? 'localhost' }], {
     ...common,

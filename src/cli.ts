@@ -8,10 +8,12 @@ import { stringify as toYaml, parse as parseYaml } from 'yaml';
 import { reviewAdmission, type AdmissionRequest } from './admission.js';
 import { caBundleOf, generateCertificates, writeCertificates } from './certs.js';
 import { ConfigError, loadConfig, withExcludedNamespace } from './config.js';
+import { loadKubeConfig } from './kube-config.js';
 import { createLogger } from './log.js';
 import { NamespaceFileError, parseLabelList, readNamespacesFile } from './namespaces.js';
 import { isPlainObject, type Labels } from './pod.js';
 import { startServer, type TlsSettings } from './server.js';
+import { hostname } from 'node:os';
 
 const USAGE = `Usage: buildkite-ecr-injector <command> [flags]
 
@@ -24,10 +26,17 @@ serve flags:
   --config FILE          YAML config (defaults built in)
   --port N               HTTPS port (default 8443)
   --host ADDR            listen address (default 0.0.0.0)
-  --tls-mode MODE        files (--tls-cert/--tls-key) or local (generate into --certs-dir) (default files)
+  --tls-mode MODE        files (--tls-cert/--tls-key), local (generate into --certs-dir), or
+                         self-signed (CA + certificate kept in a Secret by an elected leader) (default files)
   --tls-cert FILE        PEM certificate, reloaded when it changes
   --tls-key FILE         PEM key, reloaded when it changes
   --certs-dir DIR        where --tls-mode local keeps its CA and certificate (default certs)
+  --tls-secret NAME      self-signed: the Secret holding CA and certificate (default buildkite-ecr-injector-tls)
+  --webhook-config NAME  self-signed: the MutatingWebhookConfiguration whose caBundle is kept (default buildkite-ecr-injector)
+  --service NAME         self-signed: the Service the certificate is for (default buildkite-ecr-injector)
+  --lease NAME           self-signed: the Lease for leader election (default buildkite-ecr-injector-leader)
+  --kubeconfig FILE      Kubernetes API credentials (default: in-cluster when KUBERNETES_SERVICE_HOST is set)
+                         self-signed mode needs POD_NAMESPACE (and POD_NAME as leader identity) from the downward API
   --namespaces FILE      YAML map of namespace -> labels, reloaded when it changes
   --grace-period SECS    how long SIGTERM waits for in-flight requests (default 20)
   --log-level LEVEL      pino level (default info)
@@ -58,6 +67,11 @@ const OPTIONS = {
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
   'certs-dir': { type: 'string' },
+  'tls-secret': { type: 'string' },
+  'webhook-config': { type: 'string' },
+  service: { type: 'string' },
+  lease: { type: 'string' },
+  kubeconfig: { type: 'string' },
   namespaces: { type: 'string' },
   namespace: { type: 'string' },
   'namespace-labels': { type: 'string' },
@@ -104,8 +118,10 @@ async function serve(flags: Flags): Promise<void> {
     tls = { mode, certPath: flags['tls-cert'], keyPath: flags['tls-key'] };
   } else if (mode === 'local') {
     tls = { mode, dir: flags['certs-dir'] ?? 'certs' };
+  } else if (mode === 'self-signed') {
+    tls = selfSignedSettings(flags);
   } else {
-    throw new UsageError(`--tls-mode must be files or local, got ${mode}`);
+    throw new UsageError(`--tls-mode must be files, local or self-signed, got ${mode}`);
   }
   if (!flags.namespaces) throw new UsageError('serve needs --namespaces FILE (a YAML map of namespace -> labels)');
   const port = integerFlag(flags, 'port', 8443, 0, 65535);
@@ -133,6 +149,23 @@ async function serve(flags: Flags): Promise<void> {
         `    --data @examples/admission-review.json ${exampleUrl}\n\n`,
     );
   }
+}
+
+function selfSignedSettings(flags: Flags): TlsSettings {
+  const namespace = process.env.POD_NAMESPACE;
+  if (!namespace) throw new UsageError('--tls-mode self-signed needs POD_NAMESPACE (the downward API field metadata.namespace)');
+  const kubeConfig = loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) });
+  if (!kubeConfig) throw new UsageError('--tls-mode self-signed needs the Kubernetes API: run in a Pod or pass --kubeconfig FILE');
+  return {
+    mode: 'self-signed',
+    kubeConfig,
+    namespace,
+    secretName: flags['tls-secret'] ?? 'buildkite-ecr-injector-tls',
+    webhookConfigName: flags['webhook-config'] ?? 'buildkite-ecr-injector',
+    serviceName: flags.service ?? 'buildkite-ecr-injector',
+    leaseName: flags.lease ?? 'buildkite-ecr-injector-leader',
+    identity: process.env.POD_NAME || hostname(),
+  };
 }
 
 async function readDocument(path: string): Promise<unknown> {

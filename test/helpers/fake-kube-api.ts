@@ -25,6 +25,8 @@ export interface RecordedRequest {
   path: string;
   query: URLSearchParams;
   watch: boolean;
+  /** The HTTP status answered, once the response is complete. */
+  status?: number;
 }
 
 /** Plural resource names the fake knows; a path ending in one of these is a collection. */
@@ -59,6 +61,8 @@ export class FakeKubeApi {
   readonly #sockets = new Set<Socket>();
   #failures: { count: number; status: number }[] = [];
   #stalled = false;
+  /** Awaited before each request is handled (after it is recorded): hold a request to stage a race. */
+  intercept: ((request: RecordedRequest) => void | Promise<void>) | undefined;
 
   constructor(options: FakeKubeApiOptions = {}) {
     this.#port = options.port ?? 0;
@@ -196,8 +200,11 @@ export class FakeKubeApi {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
-    this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, watch });
+    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, watch };
+    this.requests.push(recorded);
+    res.on('finish', () => (recorded.status = res.statusCode));
     if (this.#stalled) return;
+    if (this.intercept) await this.intercept(recorded);
     const failure = this.#failures[0];
     if (failure) {
       if (--failure.count <= 0) this.#failures.shift();
@@ -234,7 +241,12 @@ export class FakeKubeApi {
       const contentType = req.headers['content-type'] ?? '';
       let patched: KubeObject;
       if (contentType.includes('json-patch')) {
-        patched = fastJsonPatch.applyPatch(structuredClone(current), body as fastJsonPatch.Operation[], true, false).newDocument;
+        try {
+          patched = fastJsonPatch.applyPatch(structuredClone(current), body as fastJsonPatch.Operation[], true, false).newDocument;
+        } catch (error) {
+          // What the API server answers when a JSON patch does not apply (e.g. a failed `test`).
+          return sendStatus(res, 422, 'Invalid', `the patch does not apply: ${(error as Error).message}`);
+        }
       } else {
         patched = mergePatch(structuredClone(current), body) as KubeObject;
       }
