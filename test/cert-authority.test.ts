@@ -173,7 +173,7 @@ t.test('broken state is repaired', async (t) => {
   t.equal(nextStep(repaired, start, policy, new Set()), undefined);
 });
 
-t.test('policies that cannot overlap safely are refused', async (t) => {
+t.test('policies that cannot overlap safely are refused', (t) => {
   t.throws(() => checkPolicy({ ...policy, propagationMs: 2 * DAY }), /six times the propagation/);
   t.throws(() => checkPolicy({ ...policy, caLifetimeMs: 20 * DAY }), /three serving lifetimes/);
   t.throws(() => checkPolicy({ ...policy, dnsNames: [] }), /DNS name/);
