@@ -7,7 +7,7 @@
 //      every API server, switch the serving certificate to one signed by the next CA;
 //   3. keep the old CA in the bundle until every replica has had time to load the new serving
 //      certificate, then drop it.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
 import { generateCa, generateCertificates } from './certs.js';
 
 export interface KeyPair {
@@ -197,7 +197,11 @@ function servingNotAfter(caNotAfter: number, now: number, policy: RotationPolicy
 }
 
 async function makeCa(now: number, policy: RotationPolicy): Promise<KeyPair> {
-  return generateCa({ now: new Date(now), notBefore: new Date(now - policy.backdateMs), validityDays: policy.caLifetimeMs / DAY_MS });
+  // Every CA gets its own subject name. During a rollover two CAs sit in one bundle, and the
+  // certificates carry no key identifiers (selfsigned writes none), so a client that picks the issuer
+  // by name (OpenSSL, hence Node) would otherwise try the wrong CA and fail the signature check.
+  const commonName = `buildkite-ecr-injector CA ${new Date(now).toISOString().slice(0, 19)}Z ${randomBytes(3).toString('hex')}`;
+  return generateCa({ now: new Date(now), notBefore: new Date(now - policy.backdateMs), validityDays: policy.caLifetimeMs / DAY_MS, commonName });
 }
 
 async function issueServing(ca: KeyPair, now: number, policy: RotationPolicy): Promise<KeyPair> {

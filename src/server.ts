@@ -11,7 +11,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { FileNamespaceSource, type NamespaceLabelSource } from './namespaces.js';
 import { SelfSignedTls, type SelfSignedTlsOptions } from './self-signed-tls.js';
-import { FileCertificateSource, readCertificatePair, type CertificateSource } from './tls-files.js';
+import { FileCertificateSource, readCertificatePair, type CertificateSource, type ServingCertificate } from './tls-files.js';
 
 export type TlsSettings =
   | { mode: 'files'; certPath: string; keyPath: string }
@@ -66,11 +66,15 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     https: { cert: initial.cert, key: initial.key },
     isReady: () => (certificates.current()?.notAfter.getTime() ?? 0) > Date.now(),
   });
-  certificates.onChange(({ cert, key, notAfter }) => {
+  const serve = ({ cert, key, notAfter }: ServingCertificate) => {
     // New handshakes use the new pair; connections already open keep theirs.
     (app.server as unknown as HttpsServer).setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
     metrics.setCertificateNotAfter('serving', notAfter);
-  });
+  };
+  certificates.onChange(serve);
+  // A certificate that arrived while the app was being built (self-signed mode) was not seen by the listener.
+  const arrived = certificates.current();
+  if (arrived && arrived.cert !== initial.cert) serve(arrived);
   app.addHook('onClose', async () => {
     await certificates.close();
     await namespaces.close();
