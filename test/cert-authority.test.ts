@@ -178,6 +178,7 @@ t.test('policies that cannot overlap safely are refused', (t) => {
   t.throws(() => checkPolicy({ ...policy, caLifetimeMs: 20 * DAY }), /three serving lifetimes/);
   t.throws(() => checkPolicy({ ...policy, dnsNames: [] }), /DNS name/);
   t.doesNotThrow(() => checkPolicy(policy));
+  t.end();
 });
 
 t.test('the state survives a trip through the Secret, and the bundle lists every trusted CA', async (t) => {

@@ -5,7 +5,10 @@
 import { X509Certificate } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { caBundleOf } from '../src/certs.js';
+import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
+import { StaticNamespaceSource } from '../src/namespaces.js';
+import { startServer } from '../src/server.js';
 import { SelfSignedTls, type SelfSignedTlsOptions } from '../src/self-signed-tls.js';
 import {
   LEASES,
@@ -60,6 +63,8 @@ t.test('the leader creates the Secret, publishes the bundle to every webhook, an
   await until(() => tls.current()?.cert === data['tls.crt'], 'the replica to serve the certificate from the Secret');
   t.equal(metrics.notAfter.get('ca')?.getTime(), new Date(new X509Certificate(data['ca.crt']!).validTo).getTime(), 'CA not-after reported');
   t.same(metrics.rotations, { serving: 1, ca: 1 });
+  // The counter moves when the PATCH response arrives, a moment after the stand-in stored it.
+  await until(() => metrics.caBundlePatches > 0, 'the patch to be counted');
   const patchesAfterStart = metrics.caBundlePatches;
   t.equal(patchesAfterStart, 1, 'one patch covered both webhooks');
 
@@ -68,8 +73,8 @@ t.test('the leader creates the Secret, publishes the bundle to every webhook, an
   edited.webhooks[1]!.clientConfig.caBundle = Buffer.from('stale').toString('base64');
   edited.webhooks[0]!.failurePolicy = 'Fail';
   api.put(WEBHOOK_CONFIGS, edited as never);
-  await until(() => published(api), 'the caBundle to be corrected');
-  t.equal(metrics.caBundlePatches, patchesAfterStart + 1);
+  await until(() => published(api) && metrics.caBundlePatches > patchesAfterStart, 'the caBundle to be corrected');
+  t.equal(metrics.caBundlePatches, patchesAfterStart + 1, 'with one more patch');
   const after = api.get(WEBHOOK_CONFIGS, NAMES.webhookConfigName)! as unknown as WebhookView;
   t.equal(after.webhooks[0]!.failurePolicy, 'Fail', "the user's other edit is kept");
   t.ok(
@@ -131,4 +136,39 @@ t.test('the rotate annotation forces a new serving certificate', async (t) => {
   t.equal(after.metadata.annotations?.['note.example.com/owner'], 'ops', 'other annotations are kept');
   t.equal(secretData(api)!['ca.crt'], before['ca.crt'], 'same CA');
   t.equal(metrics.rotations.serving, 2);
+});
+
+t.test('a replica with no certificate yet answers probes but is not ready', async (t) => {
+  const { api, kubeConfig } = await startCluster(t);
+  // Someone else holds the Lease for an hour, so no Secret gets written.
+  api.put(LEASES, {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: NAMES.leaseName, namespace: NAMESPACE },
+    spec: { holderIdentity: 'pod-z', leaseDurationSeconds: 3600, renewTime: new Date().toISOString().replace('Z', '000Z') },
+  });
+  const server = await startServer({
+    config: await loadConfig(undefined),
+    log,
+    host: '127.0.0.1',
+    port: 0,
+    namespaces: { source: new StaticNamespaceSource({}) },
+    tls: {
+      mode: 'self-signed',
+      kubeConfig,
+      namespace: NAMESPACE,
+      ...NAMES,
+      identity: 'pod-a',
+      resyncIntervalMs: 5_000,
+      leaderElection: { leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 100 },
+    },
+  });
+  t.teardown(() => server.close());
+  t.equal((await server.app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
+  t.equal((await server.app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503, 'not ready without a certificate');
+  t.equal(server.certificates.current(), undefined);
+
+  api.remove(LEASES, NAMES.leaseName); // pod-z is gone
+  await until(async () => (await server.app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 'ready');
+  t.equal(server.certificates.current()?.cert, secretData(api)!['tls.crt']);
 });
