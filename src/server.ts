@@ -3,11 +3,14 @@
 import { access } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
 import { certificatePaths, generateCertificates, writeCertificates } from './certs.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from './metrics.js';
+import { InformerNamespaceSource, type InformerSourceOptions } from './namespace-informer.js';
 import { FileNamespaceSource, type NamespaceLabelSource } from './namespaces.js';
 import { FileCertificateSource, readCertificatePair } from './tls-files.js';
 
@@ -22,8 +25,13 @@ export interface ServeOptions {
   host: string;
   port: number;
   tls: TlsSettings;
-  /** Where namespace labels come from: a YAML file, or a ready-made source. */
-  namespaces: { file: string } | { source: NamespaceLabelSource };
+  /** Where namespace labels come from: a YAML file, the cluster (an informer), or a ready-made source. */
+  namespaces:
+    | { file: string }
+    | { kubeConfig: KubeConfig; informer?: Omit<InformerSourceOptions, 'kubeConfig' | 'log' | 'onRestart'> }
+    | { source: NamespaceLabelSource };
+  /** Plain-HTTP Prometheus endpoint (port 0 picks a free one); omitted = off. */
+  metrics?: { host: string; port: number };
   watchIntervalMs?: number;
 }
 
@@ -32,16 +40,19 @@ export interface RunningServer {
   port: number;
   certificates: FileCertificateSource;
   namespaces: NamespaceLabelSource;
+  metrics: Metrics;
+  /** The bound metrics port, when the metrics endpoint is on. */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const { log } = options;
   const certificates = await openCertificates(options.tls, log, options.watchIntervalMs);
-  const namespaces =
-    'file' in options.namespaces
-      ? await FileNamespaceSource.open(options.namespaces.file, log, options.watchIntervalMs)
-      : options.namespaces.source;
+  const metrics = createMetrics();
+  const namespaces = await openNamespaces(options, metrics);
+  metrics.trackNamespaceSource(namespaces);
+  metrics.trackCertificate(() => certificates.current().notAfter);
   const initial = certificates.current();
   const app = buildApp({
     config: options.config,
@@ -49,16 +60,23 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     log,
     https: { cert: initial.cert, key: initial.key },
     isReady: () => certificates.current().notAfter.getTime() > Date.now(),
+    onAdmission: (outcome, seconds) => metrics.observeAdmission(outcome, seconds),
+    onNamespaceLookup: (result) => metrics.observeLookup(result),
   });
   certificates.onChange(({ cert, key }) => {
     // New handshakes use the new pair; connections already open keep theirs.
     (app.server as unknown as HttpsServer).setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
   });
+  let metricsServer: MetricsServer | undefined;
   app.addHook('onClose', async () => {
     certificates.close();
     await namespaces.close();
+    await metricsServer?.close();
   });
   try {
+    if (options.metrics) {
+      metricsServer = await startMetricsServer(metrics, options.metrics.host, options.metrics.port, log);
+    }
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await app.close();
@@ -66,7 +84,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
   const port = (app.server.address() as AddressInfo).port;
   log.info({ host: options.host, port, tls: options.tls.mode }, 'webhook listening');
-  return { app, port, certificates, namespaces, close: () => app.close() };
+  return { app, port, certificates, namespaces, metrics, metricsPort: metricsServer?.port, close: () => app.close() };
+}
+
+async function openNamespaces(options: ServeOptions, metrics: Metrics): Promise<NamespaceLabelSource> {
+  const { namespaces, log } = options;
+  if ('file' in namespaces) return FileNamespaceSource.open(namespaces.file, log, options.watchIntervalMs);
+  if ('source' in namespaces) return namespaces.source;
+  // Start-up does not wait for the first list: /readyz says "not ready" until it is in (so the
+  // Service sends nothing here before), and an admission that comes anyway takes the slow path.
+  return InformerNamespaceSource.start({
+    ...namespaces.informer,
+    kubeConfig: namespaces.kubeConfig,
+    log,
+    onRestart: () => metrics.informerRestarted(),
+  });
 }
 
 async function openCertificates(tls: TlsSettings, log: Logger, watchIntervalMs?: number): Promise<FileCertificateSource> {

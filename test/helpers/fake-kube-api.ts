@@ -2,7 +2,7 @@
 // get, create, update (with resourceVersion conflicts), patch (JSON merge and JSON patch), delete, and
 // watch as a chunked stream of newline-delimited events, with 410 Gone for expired resourceVersions.
 // Faults are injected on purpose: stop/start on the same port, drop watch connections, expire history,
-// fail the next N requests. Tests seed it with real captured objects from ../fixtures/k8s-api.
+// fail the next N requests, stall or hold requests. Tests seed it with real captured objects from ../fixtures/k8s-api.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -59,6 +59,7 @@ export class FakeKubeApi {
   readonly #sockets = new Set<Socket>();
   #failures: { count: number; status: number }[] = [];
   #stalled = false;
+  #held: (() => void)[] | undefined;
 
   constructor(options: FakeKubeApiOptions = {}) {
     this.#port = options.port ?? 0;
@@ -171,6 +172,20 @@ export class FakeKubeApi {
     this.#stalled = stalled;
   }
 
+  /**
+   * Park every request that arrives from now on (recorded, not answered) until the returned function
+   * is called, which answers them in order. Unlike `stall`, nothing is lost: for "while a read is
+   * in flight" tests.
+   */
+  hold(): () => void {
+    const held: (() => void)[] = [];
+    this.#held = held;
+    return () => {
+      if (this.#held === held) this.#held = undefined;
+      for (const resume of held.splice(0)) resume();
+    };
+  }
+
   openWatchCount(): number {
     return this.#watchers.size;
   }
@@ -198,6 +213,8 @@ export class FakeKubeApi {
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
     this.requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, watch });
     if (this.#stalled) return;
+    const held = this.#held;
+    if (held) await new Promise<void>((resume) => held.push(resume));
     const failure = this.#failures[0];
     if (failure) {
       if (--failure.count <= 0) this.#failures.shift();
