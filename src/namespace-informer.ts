@@ -223,6 +223,7 @@ interface SlimWatchOptions {
 class SlimWatch extends Watch {
   readonly #options: SlimWatchOptions;
   readonly #open = new Set<AbortController>();
+  #closed = false;
 
   constructor(kubeConfig: KubeConfig, options: SlimWatchOptions) {
     super(kubeConfig);
@@ -235,6 +236,7 @@ class SlimWatch extends Watch {
     callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
+    if (this.#closed) return abortedController(); // the ListWatch watches after a list even if stopped meanwhile
     const { timeoutSeconds, graceMs } = this.#options;
     // Jitter spreads the re-watches of many replicas.
     const serverTimeout = Math.max(1, Math.round(timeoutSeconds * (0.9 + Math.random() * 0.2)));
@@ -266,8 +268,9 @@ class SlimWatch extends Watch {
       clearTimeout(watchdog);
       throw error;
     }
-    if (finished) {
-      controller.abort(); // the watchdog gave up on this one while it was connecting
+    if (finished || this.#closed) {
+      // The watchdog gave up on this one while it was connecting, or we were closed meanwhile.
+      controller.abort();
     } else {
       this.#open.add(controller);
       this.#options.onConnected();
@@ -275,11 +278,18 @@ class SlimWatch extends Watch {
     return controller;
   }
 
-  /** Abort every watch still open (the ListWatch only tracks its latest one). */
+  /** Abort every watch still open (the ListWatch only tracks its latest one) and start no more. */
   abortAll(): void {
+    this.#closed = true;
     for (const controller of this.#open) controller.abort();
     this.#open.clear();
   }
+}
+
+function abortedController(): AbortController {
+  const controller = new AbortController();
+  controller.abort();
+  return controller;
 }
 
 function slim(namespace: V1Namespace): SlimNamespace {

@@ -464,3 +464,42 @@ function relabelSeeded(api: FakeKubeApi): void {
   buildkite.metadata.labels = { ...buildkite.metadata.labels, [SERVICE_ACCOUNT]: 'ci-bot' };
   api.seed(NAMESPACES, [buildkite]);
 }
+
+t.test('closing while the first list is in flight leaves nothing running (the process can exit)', async (t) => {
+  const api = new FakeKubeApi();
+  api.seed(NAMESPACES, captured.items);
+  await api.start();
+  t.teardown(() => api.stop());
+  const release = api.hold();
+  // A child process on the built code: it exits by itself only if no watch or timer is left behind.
+  const module = new URL('../dist/namespace-informer.js', import.meta.url).href;
+  const logModule = new URL('../dist/log.js', import.meta.url).href;
+  const script = `
+    const { KubeConfig } = await import('@kubernetes/client-node');
+    const { InformerNamespaceSource } = await import(${JSON.stringify(module)});
+    const { createLogger } = await import(${JSON.stringify(logModule)});
+    const kubeConfig = new KubeConfig();
+    kubeConfig.loadFromString(process.argv[1]);
+    const source = InformerNamespaceSource.start({ kubeConfig, log: createLogger({ level: 'silent' }) });
+    process.stdin.once('data', async () => {
+      await source.close();
+      process.stdout.write('closed\\n');
+      process.stdin.destroy();
+    });`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, api.kubeconfig()], { cwd: new URL('..', import.meta.url).pathname });
+  let stdout = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.pipe(process.stderr);
+  let exitCode: number | null | undefined;
+  child.on('exit', (code) => (exitCode = code));
+  t.teardown(() => {
+    child.kill('SIGKILL');
+  });
+  await until(() => api.requests.some((r) => r.path === NAMESPACES && !r.watch), 'the first list to reach the API');
+  child.stdin.write('close\n');
+  await until(() => stdout.includes('closed'), 'the source to close');
+  release(); // the list now completes after close(): the ListWatch would go on to watch
+  await until(() => exitCode !== undefined, 'the child to exit by itself', 10_000);
+  t.equal(exitCode, 0);
+  t.equal(api.openWatchCount(), 0, 'no watch left open');
+});
