@@ -13,6 +13,7 @@ import {
   type KubernetesListObject,
   type ObservableMiddleware,
   type V1Namespace,
+  type V1NamespaceList,
 } from '@kubernetes/client-node';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Logger } from './log.js';
@@ -52,6 +53,7 @@ export class NamespaceLookupError extends Error {
 
 const NAMESPACES_PATH = '/api/v1/namespaces';
 const EMPTY_LABELS: Labels = Object.freeze({});
+const LIST_PAGE_SIZE = 500;
 
 export class InformerNamespaceSource implements NamespaceLabelSource {
   readonly #labels = new Map<string, Labels>();
@@ -158,17 +160,30 @@ export class InformerNamespaceSource implements NamespaceLabelSource {
     return this.#labels.get(namespace);
   }
 
-  /** The ListWatch's list function: one list, trimmed before the ListWatch stores it. */
+  /**
+   * The ListWatch's list function: a paged list (as client-go's reflector does, so 10,000 namespaces
+   * are never all parsed at once), trimmed page by page before the ListWatch stores it.
+   */
   async #list(): Promise<KubernetesListObject<SlimNamespace>> {
-    const list = await this.#core.listNamespace({}, abortAfter(this.#options.listTimeoutMs ?? 30_000));
-    const items = list.items.map((namespace) => slim(namespace));
+    const items: SlimNamespace[] = [];
+    let list: V1NamespaceList;
+    let continueToken: string | undefined;
+    do {
+      list = await this.#core.listNamespace(
+        { limit: LIST_PAGE_SIZE, ...(continueToken ? { _continue: continueToken } : {}) },
+        abortAfter(this.#options.listTimeoutMs ?? 30_000),
+      );
+      for (const namespace of list.items) items.push(slim(namespace));
+      continueToken = list.metadata?._continue || undefined;
+    } while (continueToken !== undefined);
     // A list is a full snapshot: forget namespaces it no longer has (including ones only ever
     // fetched), and take its labels now rather than waiting for the ListWatch's callbacks.
     this.#labels.clear();
     for (const item of items) this.#labels.set(item.metadata.name, item.metadata.labels);
     this.#markSynced();
     this.#log.info({ namespaces: items.length, resourceVersion: list.metadata?.resourceVersion }, 'namespace labels listed from the API server');
-    return { apiVersion: list.apiVersion, kind: list.kind, metadata: list.metadata ?? {}, items };
+    // Every page carries the snapshot's resourceVersion: the watch starts from there.
+    return { apiVersion: list.apiVersion, kind: list.kind, metadata: { resourceVersion: list.metadata?.resourceVersion }, items };
   }
 
   #onWatchConnected(): void {

@@ -503,3 +503,22 @@ t.test('closing while the first list is in flight leaves nothing running (the pr
   t.equal(exitCode, 0);
   t.equal(api.openWatchCount(), 0, 'no watch left open');
 });
+
+t.test('a large cluster is listed in pages of 500 and every namespace is known', async (t) => {
+  const api = new FakeKubeApi();
+  api.seed(NAMESPACES, Array.from({ length: 1234 }, (_, i) => namespaceObject(`ns-${i}`, { [INJECT]: i % 2 ? 'enabled' : 'disabled' })));
+  await api.start();
+  t.teardown(() => api.stop());
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromString(api.kubeconfig());
+  const source = InformerNamespaceSource.start({ kubeConfig, log: createLogger({ destination: new LogCapture() }) });
+  t.teardown(() => source.close());
+  await until(() => source.isSynced(), 'the paged list');
+  const lists = api.requests.filter((r) => r.path === NAMESPACES && !r.watch);
+  t.same(lists.map((r) => r.query.get('limit')), ['500', '500', '500']);
+  t.same(lists.map((r) => r.query.get('continue') !== null), [false, true, true], 'pages 2 and 3 continue the first');
+  t.equal(source.get('ns-0')?.[INJECT], 'disabled');
+  t.equal(source.get('ns-1233')?.[INJECT], 'enabled');
+  api.put(NAMESPACES, namespaceObject('ns-late', { [INJECT]: 'enabled' }));
+  await until(() => source.get('ns-late') !== undefined, 'a watch from the list snapshot');
+});
