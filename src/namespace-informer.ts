@@ -187,7 +187,7 @@ export class InformerNamespaceSource implements NamespaceLabelSource {
   }
 
   #onWatchConnected(): void {
-    // A watch that stays connected means the API server is back: start the next failure's backoff afresh.
+    // A watch that connects means the API server is back: the next failure's backoff starts afresh.
     this.#backoff = undefined;
     if (this.#synced) this.#markSynced();
   }

@@ -209,10 +209,17 @@ t.test('a new namespace: through the watch, and through the slow path when the w
   t.equal((res.json as { response: { auditAnnotations: { reason: string } } }).response.auditAnnotations.reason, 'not-a-job-pod');
   t.equal(c.calls().length, unknownBefore, 'no read for a Pod without the job label');
 
+  // A namespace the API server does not have either (404): unknown, with a warning, nothing cached.
+  const missing = await c.admit('no-such-namespace');
+  t.equal(missing.reason, 'namespace-unknown');
+  t.equal(missing.warnings.length, 1);
+  t.equal(c.source.get('no-such-namespace'), undefined);
+
   const families = await c.scrape();
   t.equal(sample(families, 'buildkite_ecr_injector_namespace_lookups_total', { result: 'fetched' }), 1);
   t.equal(sample(families, 'buildkite_ecr_injector_namespace_lookups_total', { result: 'hit' }), 2);
   t.equal(sample(families, 'buildkite_ecr_injector_namespace_lookups_total', { result: 'miss' }), 1);
+  t.equal(sample(families, 'buildkite_ecr_injector_namespace_lookups_total', { result: 'not-found' }), 1);
 });
 
 t.test('concurrent slow-path reads of one namespace make one API call', async (t) => {
