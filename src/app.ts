@@ -9,11 +9,14 @@ import {
   buildReviewResponse,
   describeEnvelopeProblem,
   reviewAdmission,
+  type AdmissionContext,
   type AdmissionOutcome,
+  type AdmissionRequest,
   type AdmissionReview,
 } from './admission.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import type { LookupResult } from './metrics.js';
 import type { NamespaceLabelSource } from './namespaces.js';
 import { createPatchGuard } from './patch.js';
 import type { Labels } from './pod.js';
@@ -28,6 +31,8 @@ export interface AppOptions {
   isReady?: () => boolean;
   /** Called after every admission decision (metrics). */
   onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
+  /** Called once per admission that names a namespace: how its labels were found (metrics). */
+  onNamespaceLookup?: (result: LookupResult) => void;
   /** Keep-alive and request timeouts, so slow or idle clients cannot hold the server. */
   keepAliveTimeoutMs?: number;
   requestTimeoutMs?: number;
@@ -87,8 +92,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `not an AdmissionReview: ${problem}` });
     }
     const review = request.body as AdmissionReview;
-    const labels = await lookupNamespace(namespaces, review.request.namespace, log);
-    const outcome = reviewAdmission(review.request, labels, { config, guard });
+    const outcome = await decideWithLabels(review.request, { config, guard }, namespaces, log, options.onNamespaceLookup);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (outcome.error) {
       log.error({ uid: review.request.uid, err: outcome.error }, 'admission failed; Pod admitted unchanged');
@@ -119,18 +123,43 @@ export function buildApp(options: AppOptions): FastifyInstance {
   return app;
 }
 
-/** Cache first; the slow path (one API read) only for a namespace the cache does not know. */
-async function lookupNamespace(source: NamespaceLabelSource, namespace: string | undefined, log: Logger): Promise<Labels | undefined> {
-  if (namespace === undefined || namespace === '') return undefined;
+/**
+ * Decide from the cached labels first. Only when the policy says the namespace's labels were the one
+ * thing missing (reason namespace-unknown: the Pod is a job Pod in a namespace that is not excluded)
+ * is the source's slow path (one API read) worth taking; the policy stays the only place that
+ * decides which Pods are candidates.
+ */
+async function decideWithLabels(
+  request: AdmissionRequest,
+  context: AdmissionContext,
+  source: NamespaceLabelSource,
+  log: Logger,
+  report: ((result: LookupResult) => void) | undefined,
+): Promise<AdmissionOutcome> {
+  const namespace = request.namespace;
+  if (namespace === undefined || namespace === '') return reviewAdmission(request, undefined, context);
+  let cached: Labels | undefined;
   try {
-    const cached = source.get(namespace);
-    if (cached !== undefined || source.fetch === undefined) return cached;
-    return await source.fetch(namespace);
+    cached = source.get(namespace);
   } catch (error) {
     // Fail open: the policy turns "unknown" into an unchanged Pod with reason namespace-unknown.
-    log.warn({ namespace, err: (error as Error).message }, 'namespace lookup failed');
-    return undefined;
+    log.warn({ uid: request.uid, namespace, err: (error as Error).message }, 'namespace lookup failed');
   }
+  const outcome = reviewAdmission(request, cached, context);
+  if (cached !== undefined || outcome.audit.reason !== 'namespace-unknown' || source.fetch === undefined) {
+    report?.(cached !== undefined ? 'hit' : 'miss');
+    return outcome;
+  }
+  let fetched: Labels | undefined;
+  try {
+    fetched = await source.fetch(namespace);
+  } catch (error) {
+    report?.('failed');
+    log.warn({ uid: request.uid, namespace, err: (error as Error).message }, 'namespace lookup failed; Pod admitted unchanged');
+    return outcome;
+  }
+  report?.(fetched === undefined ? 'not-found' : 'fetched');
+  return fetched === undefined ? outcome : reviewAdmission(request, fetched, context);
 }
 
 function badRequest(message: string): FastifyError {

@@ -21,3 +21,14 @@ export const noCertificateMetrics: CertificateMetrics = {
   countCaBundlePatch: () => undefined,
   setLeader: () => undefined,
 };
+
+/** Send every call to the primary recorder and, when given, to an extra one (tests observe calls). */
+export function fanOutCertificateMetrics(primary: CertificateMetrics, extra: CertificateMetrics | undefined): CertificateMetrics {
+  if (extra === undefined) return primary;
+  return {
+    setCertificateNotAfter: (kind, notAfter) => (primary.setCertificateNotAfter(kind, notAfter), extra.setCertificateNotAfter(kind, notAfter)),
+    countRotation: (kind) => (primary.countRotation(kind), extra.countRotation(kind)),
+    countCaBundlePatch: () => (primary.countCaBundlePatch(), extra.countCaBundlePatch()),
+    setLeader: (isLeader) => (primary.setLeader(isLeader), extra.setLeader(isLeader)),
+  };
+}

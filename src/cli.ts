@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `buildkite-ecr-injector` command: parses flags (node:util parseArgs) and runs one of `serve`,
 // `mutate` or `certs`. The only place that reads process.argv/env, exits, or handles signals.
+import type { KubeConfig } from '@kubernetes/client-node';
 import closeWithGrace from 'close-with-grace';
 import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -9,10 +10,10 @@ import { reviewAdmission, type AdmissionRequest } from './admission.js';
 import { caBundleOf, generateCertificates, writeCertificates } from './certs.js';
 import { ConfigError, loadConfig, withExcludedNamespace } from './config.js';
 import { loadKubeConfig } from './kube-config.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { NamespaceFileError, parseLabelList, readNamespacesFile } from './namespaces.js';
 import { isPlainObject, type Labels } from './pod.js';
-import { startServer, type TlsSettings } from './server.js';
+import { startServer, type ServeOptions, type TlsSettings } from './server.js';
 import { hostname } from 'node:os';
 
 const USAGE = `Usage: buildkite-ecr-injector <command> [flags]
@@ -35,9 +36,14 @@ serve flags:
   --webhook-config NAME  self-signed: the MutatingWebhookConfiguration whose caBundle is kept (default buildkite-ecr-injector)
   --service NAME         self-signed: the Service the certificate is for (default buildkite-ecr-injector)
   --lease NAME           self-signed: the Lease for leader election (default buildkite-ecr-injector-leader)
-  --kubeconfig FILE      Kubernetes API credentials (default: in-cluster when KUBERNETES_SERVICE_HOST is set)
                          self-signed mode needs POD_NAMESPACE (and POD_NAME as leader identity) from the downward API
-  --namespaces FILE      YAML map of namespace -> labels, reloaded when it changes
+  --namespaces FILE      YAML map of namespace -> labels, reloaded when it changes (local runs;
+                         wins over --kubeconfig and in-cluster config for namespace labels when given)
+  --kubeconfig FILE      Kubernetes API credentials: namespace labels (list + watch) and self-signed
+                         certificates; in a Pod (KUBERNETES_SERVICE_HOST set) the in-cluster
+                         ServiceAccount is used without this flag
+  --metrics-port N       plain-HTTP Prometheus /metrics port (default 9090, 0 = off)
+  --metrics-host ADDR    metrics listen address (default 0.0.0.0)
   --grace-period SECS    how long SIGTERM waits for in-flight requests (default 20)
   --log-level LEVEL      pino level (default info)
 
@@ -73,6 +79,8 @@ const OPTIONS = {
   lease: { type: 'string' },
   kubeconfig: { type: 'string' },
   namespaces: { type: 'string' },
+  'metrics-port': { type: 'string' },
+  'metrics-host': { type: 'string' },
   namespace: { type: 'string' },
   'namespace-labels': { type: 'string' },
   'grace-period': { type: 'string' },
@@ -95,7 +103,7 @@ function parseFlags(args: string[]) {
   }
 }
 
-function integerFlag(flags: Flags, name: 'port' | 'grace-period' | 'days', fallback: number, min: number, max: number): number {
+function integerFlag(flags: Flags, name: 'port' | 'metrics-port' | 'grace-period' | 'days', fallback: number, min: number, max: number): number {
   const raw = flags[name];
   if (raw === undefined) return fallback;
   const value = Number(raw);
@@ -123,8 +131,9 @@ async function serve(flags: Flags): Promise<void> {
   } else {
     throw new UsageError(`--tls-mode must be files, local or self-signed, got ${mode}`);
   }
-  if (!flags.namespaces) throw new UsageError('serve needs --namespaces FILE (a YAML map of namespace -> labels)');
+  const namespaces = namespaceSettings(flags, log);
   const port = integerFlag(flags, 'port', 8443, 0, 65535);
+  const metricsPort = integerFlag(flags, 'metrics-port', 9090, 0, 65535);
   const graceSeconds = integerFlag(flags, 'grace-period', 20, 1, 3600);
   const server = await startServer({
     config,
@@ -132,7 +141,8 @@ async function serve(flags: Flags): Promise<void> {
     host: flags.host ?? '0.0.0.0',
     port,
     tls,
-    namespaces: { file: flags.namespaces },
+    namespaces,
+    ...(metricsPort === 0 ? {} : { metrics: { host: flags['metrics-host'] ?? '0.0.0.0', port: metricsPort } }),
   });
   closeWithGrace({ delay: graceSeconds * 1000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error; shutting down');
@@ -166,6 +176,25 @@ function selfSignedSettings(flags: Flags): TlsSettings {
     leaseName: flags.lease ?? 'buildkite-ecr-injector-leader',
     identity: process.env.POD_NAME || hostname(),
   };
+}
+
+/** --namespaces FILE wins (local runs, tests); else --kubeconfig FILE; else in-cluster config in a Pod. */
+function namespaceSettings(flags: Flags, log: Logger): ServeOptions['namespaces'] {
+  const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
+  if (flags.namespaces) {
+    if (flags.kubeconfig || inCluster) log.info({ file: flags.namespaces }, 'namespace labels come from --namespaces; the cluster is not read');
+    return { file: flags.namespaces };
+  }
+  let kubeConfig: KubeConfig | undefined;
+  try {
+    kubeConfig = loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster });
+  } catch (error) {
+    throw new UsageError(`cannot load the Kubernetes client configuration: ${(error as Error).message}`);
+  }
+  if (kubeConfig === undefined) {
+    throw new UsageError('serve needs --namespaces FILE (local runs) or --kubeconfig FILE, or must run in a Pod (in-cluster config)');
+  }
+  return { kubeConfig };
 }
 
 async function readDocument(path: string): Promise<unknown> {

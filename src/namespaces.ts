@@ -15,6 +15,8 @@ export interface NamespaceLabelSource {
   isSynced(): boolean;
   /** A one-word state for /readyz and metrics, e.g. "synced", "loading", "stale". */
   state(): string;
+  /** When the labels were last known to match their origin (metrics); undefined before the first load. */
+  lastSyncedAt?(): Date | undefined;
   close(): Promise<void>;
 }
 
@@ -82,6 +84,7 @@ export class FileNamespaceSource implements NamespaceLabelSource {
   #labels = new Map<string, Labels>();
   #watcher: FileWatcher | undefined;
   #lastError: string | undefined;
+  #loadedAt: Date | undefined;
 
   private constructor(
     readonly path: string,
@@ -92,6 +95,7 @@ export class FileNamespaceSource implements NamespaceLabelSource {
   static async open(path: string, log: Logger, watchIntervalMs?: number): Promise<FileNamespaceSource> {
     const source = new FileNamespaceSource(path, log);
     source.#labels = await readNamespacesFile(path);
+    source.#loadedAt = new Date();
     source.#watcher = watchFiles([path], () => void source.reload(), watchIntervalMs);
     log.info({ path, namespaces: source.#labels.size }, 'namespace labels loaded from file');
     return source;
@@ -101,6 +105,7 @@ export class FileNamespaceSource implements NamespaceLabelSource {
     try {
       this.#labels = await readNamespacesFile(this.path);
       this.#lastError = undefined;
+      this.#loadedAt = new Date();
       this.log.info({ path: this.path, namespaces: this.#labels.size }, 'namespace labels reloaded from file');
     } catch (error) {
       this.#lastError = (error as Error).message;
@@ -118,6 +123,10 @@ export class FileNamespaceSource implements NamespaceLabelSource {
 
   state(): string {
     return this.#lastError === undefined ? 'synced' : 'stale';
+  }
+
+  lastSyncedAt(): Date | undefined {
+    return this.#loadedAt;
   }
 
   close(): Promise<void> {

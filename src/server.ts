@@ -3,12 +3,15 @@
 import { access } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from './app.js';
-import { noCertificateMetrics, type CertificateMetrics } from './cert-metrics.js';
+import { fanOutCertificateMetrics, type CertificateMetrics } from './cert-metrics.js';
 import { certificatePaths, generateCertificates, writeCertificates } from './certs.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from './metrics.js';
+import { InformerNamespaceSource, type InformerSourceOptions } from './namespace-informer.js';
 import { FileNamespaceSource, type NamespaceLabelSource } from './namespaces.js';
 import { SelfSignedTls, type SelfSignedTlsOptions } from './self-signed-tls.js';
 import { FileCertificateSource, readCertificatePair, type CertificateSource, type ServingCertificate } from './tls-files.js';
@@ -26,8 +29,13 @@ export interface ServeOptions {
   host: string;
   port: number;
   tls: TlsSettings;
-  /** Where namespace labels come from: a YAML file, or a ready-made source. */
-  namespaces: { file: string } | { source: NamespaceLabelSource };
+  /** Where namespace labels come from: a YAML file, the cluster (an informer), or a ready-made source. */
+  namespaces:
+    | { file: string }
+    | { kubeConfig: KubeConfig; informer?: Omit<InformerSourceOptions, 'kubeConfig' | 'log' | 'onRestart'> }
+    | { source: NamespaceLabelSource };
+  /** Plain-HTTP Prometheus endpoint (port 0 picks a free one); omitted = off. */
+  metrics?: { host: string; port: number };
   watchIntervalMs?: number;
   /** Certificate metrics hook (not-after, rotations, caBundle patches, leader status). */
   certificateMetrics?: CertificateMetrics;
@@ -38,48 +46,57 @@ export interface RunningServer {
   port: number;
   certificates: CertificateSource;
   namespaces: NamespaceLabelSource;
+  metrics: Metrics;
+  /** The bound metrics port, when the metrics endpoint is on. */
+  metricsPort?: number;
   close(): Promise<void>;
 }
 
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const { log } = options;
-  const metrics = options.certificateMetrics ?? noCertificateMetrics;
-  const certificates = await openCertificates(options.tls, log, metrics, options.watchIntervalMs);
+  const metrics = createMetrics();
+  const certificateMetrics = fanOutCertificateMetrics(metrics, options.certificateMetrics);
+  const certificates = await openCertificates(options.tls, log, certificateMetrics, options.watchIntervalMs);
   let namespaces: NamespaceLabelSource;
   try {
-    namespaces =
-      'file' in options.namespaces
-        ? await FileNamespaceSource.open(options.namespaces.file, log, options.watchIntervalMs)
-        : options.namespaces.source;
+    namespaces = await openNamespaces(options, metrics);
   } catch (error) {
     await certificates.close();
     throw error;
   }
+  metrics.trackNamespaceSource(namespaces);
   // Self-signed mode may start before the leader has written the Secret: listen with a throwaway
   // pair so probes get answers, and stay unready until the real certificate arrives.
   const initial = certificates.current() ?? (await generateCertificates({ dnsNames: ['localhost'], validityDays: 1 }));
-  if (certificates.current()) metrics.setCertificateNotAfter('serving', certificates.current()!.notAfter);
+  if (certificates.current()) certificateMetrics.setCertificateNotAfter('serving', certificates.current()!.notAfter);
   const app = buildApp({
     config: options.config,
     namespaces,
     log,
     https: { cert: initial.cert, key: initial.key },
     isReady: () => (certificates.current()?.notAfter.getTime() ?? 0) > Date.now(),
+    onAdmission: (outcome, seconds) => metrics.observeAdmission(outcome, seconds),
+    onNamespaceLookup: (result) => metrics.observeLookup(result),
   });
   const serve = ({ cert, key, notAfter }: ServingCertificate) => {
     // New handshakes use the new pair; connections already open keep theirs.
     (app.server as unknown as HttpsServer).setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
-    metrics.setCertificateNotAfter('serving', notAfter);
+    certificateMetrics.setCertificateNotAfter('serving', notAfter);
   };
   certificates.onChange(serve);
   // A certificate that arrived while the app was being built (self-signed mode) was not seen by the listener.
   const arrived = certificates.current();
   if (arrived && arrived.cert !== initial.cert) serve(arrived);
+  let metricsServer: MetricsServer | undefined;
   app.addHook('onClose', async () => {
     await certificates.close();
     await namespaces.close();
+    await metricsServer?.close();
   });
   try {
+    if (options.metrics) {
+      metricsServer = await startMetricsServer(metrics, options.metrics.host, options.metrics.port, log);
+    }
     await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await app.close();
@@ -87,7 +104,21 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   }
   const port = (app.server.address() as AddressInfo).port;
   log.info({ host: options.host, port, tls: options.tls.mode }, 'webhook listening');
-  return { app, port, certificates, namespaces, close: () => app.close() };
+  return { app, port, certificates, namespaces, metrics, metricsPort: metricsServer?.port, close: () => app.close() };
+}
+
+async function openNamespaces(options: ServeOptions, metrics: Metrics): Promise<NamespaceLabelSource> {
+  const { namespaces, log } = options;
+  if ('file' in namespaces) return FileNamespaceSource.open(namespaces.file, log, options.watchIntervalMs);
+  if ('source' in namespaces) return namespaces.source;
+  // Start-up does not wait for the first list: /readyz says "not ready" until it is in (so the
+  // Service sends nothing here before), and an admission that comes anyway takes the slow path.
+  return InformerNamespaceSource.start({
+    ...namespaces.informer,
+    kubeConfig: namespaces.kubeConfig,
+    log,
+    onRestart: () => metrics.informerRestarted(),
+  });
 }
 
 async function openCertificates(tls: TlsSettings, log: Logger, metrics: CertificateMetrics, watchIntervalMs?: number): Promise<CertificateSource> {

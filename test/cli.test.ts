@@ -111,7 +111,7 @@ t.test('serve: local mode generates certificates, answers, and drains on SIGTERM
   await writeFile(join(dir, 'namespaces.yaml'), await readFile(join(root, 'examples/namespaces.yaml')));
   const child = spawn(
     process.execPath,
-    [cli, 'serve', '--tls-mode', 'local', '--certs-dir', join(dir, 'certs'), '--namespaces', join(dir, 'namespaces.yaml'), '--port', '0', '--host', '127.0.0.1'],
+    [cli, 'serve', '--tls-mode', 'local', '--certs-dir', join(dir, 'certs'), '--namespaces', join(dir, 'namespaces.yaml'), '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0'],
     { cwd: root },
   );
   let stdout = '';

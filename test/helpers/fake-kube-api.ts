@@ -1,8 +1,9 @@
-// A local HTTP server that speaks enough of the Kubernetes API for the webhook's client code: list,
-// get, create, update (with resourceVersion conflicts), patch (JSON merge and JSON patch), delete, and
-// watch as a chunked stream of newline-delimited events, with 410 Gone for expired resourceVersions.
-// Faults are injected on purpose: stop/start on the same port, drop watch connections, expire history,
-// fail the next N requests. Tests seed it with real captured objects from ../fixtures/k8s-api.
+// A local HTTP server that speaks enough of the Kubernetes API for the webhook's client code: list
+// (paged with limit/continue when asked), get, create, update (with resourceVersion conflicts), patch
+// (JSON merge and JSON patch), delete, and watch as a chunked stream of newline-delimited events, with
+// 410 Gone for expired resourceVersions. Faults are injected on purpose: stop/start on the same port,
+// drop watch connections, expire history, fail the next N requests, stall or hold requests. Tests seed
+// it with real captured objects from ../fixtures/k8s-api.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -63,6 +64,7 @@ export class FakeKubeApi {
   #stalled = false;
   /** Awaited before each request is handled (after it is recorded): hold a request to stage a race. */
   intercept: ((request: RecordedRequest) => void | Promise<void>) | undefined;
+  #held: (() => void)[] | undefined;
 
   constructor(options: FakeKubeApiOptions = {}) {
     this.#port = options.port ?? 0;
@@ -175,6 +177,20 @@ export class FakeKubeApi {
     this.#stalled = stalled;
   }
 
+  /**
+   * Park every request that arrives from now on (recorded, not answered) until the returned function
+   * is called, which answers them in order. Unlike `stall`, nothing is lost: for "while a read is
+   * in flight" tests.
+   */
+  hold(): () => void {
+    const held: (() => void)[] = [];
+    this.#held = held;
+    return () => {
+      if (this.#held === held) this.#held = undefined;
+      for (const resume of held.splice(0)) resume();
+    };
+  }
+
   openWatchCount(): number {
     return this.#watchers.size;
   }
@@ -205,6 +221,8 @@ export class FakeKubeApi {
     res.on('finish', () => (recorded.status = res.statusCode));
     if (this.#stalled) return;
     if (this.intercept) await this.intercept(recorded);
+    const held = this.#held;
+    if (held) await new Promise<void>((resume) => held.push(resume));
     const failure = this.#failures[0];
     if (failure) {
       if (--failure.count <= 0) this.#failures.shift();
@@ -219,7 +237,7 @@ export class FakeKubeApi {
     const fieldName = parseNameSelector(url.searchParams.get('fieldSelector'));
 
     if (isCollection && req.method === 'GET' && watch) return this.#watch(res, collection, url.searchParams, fieldName);
-    if (isCollection && req.method === 'GET') return this.#list(res, collection, fieldName);
+    if (isCollection && req.method === 'GET') return this.#list(res, collection, fieldName, url.searchParams);
     if (isCollection && req.method === 'POST') return this.#create(res, collection, body as KubeObject);
     if (name === undefined) return sendStatus(res, 405, 'MethodNotAllowed', `${req.method} not supported on ${url.pathname}`);
     const current = this.#collections.get(collection)?.get(name);
@@ -259,13 +277,31 @@ export class FakeKubeApi {
     return sendStatus(res, 405, 'MethodNotAllowed', `${req.method} not supported`);
   }
 
-  #list(res: ServerResponse, collection: string, fieldName: string | undefined): void {
+  #list(res: ServerResponse, collection: string, fieldName: string | undefined, query: URLSearchParams): void {
     const plural = collection.split('/').at(-1) ?? '';
-    const items = this.list(collection).filter((o) => fieldName === undefined || o.metadata.name === fieldName);
+    let items = this.list(collection).filter((o) => fieldName === undefined || o.metadata.name === fieldName);
+    // Paging (limit/continue) as the API server does it: pages in name order, every page carrying the
+    // resourceVersion of the first. Unlike etcd, later pages see objects as they are now.
+    let resourceVersion = String(this.#resourceVersion);
+    let next: string | undefined;
+    const limit = Number(query.get('limit') ?? '0');
+    if (limit > 0) {
+      items.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+      const token = query.get('continue');
+      if (token) {
+        const { rv, after } = JSON.parse(Buffer.from(token, 'base64').toString('utf8')) as { rv: string; after: string };
+        resourceVersion = rv;
+        items = items.filter((o) => o.metadata.name.localeCompare(after) > 0);
+      }
+      if (items.length > limit) {
+        items = items.slice(0, limit);
+        next = Buffer.from(JSON.stringify({ rv: resourceVersion, after: items.at(-1)!.metadata.name })).toString('base64');
+      }
+    }
     sendJson(res, 200, {
       kind: LIST_KIND[plural] ?? 'List',
       apiVersion: collection.startsWith('/api/') ? 'v1' : collection.split('/').slice(2, 4).join('/'),
-      metadata: { resourceVersion: String(this.#resourceVersion) },
+      metadata: { resourceVersion, ...(next ? { continue: next } : {}) },
       items,
     });
   }
