@@ -2,12 +2,13 @@
 // POD_NAMESPACE and an API to talk to; it elects itself, writes the Secret, publishes the caBundle,
 // answers admissions over TLS that verifies against that bundle for the Service name, and on SIGTERM
 // releases the Lease so the next replica does not wait for it to expire.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { httpsRequest } from './helpers/https-client.js';
+import { startServeProcess } from './helpers/serve-process.js';
 import { LEASES, NAMES, NAMESPACE, SERVICE_HOST, caBundles, secretData, startCluster, until } from './helpers/self-signed-cluster.js';
 
 const run = promisify(execFile);
@@ -30,21 +31,12 @@ t.test('serve --tls-mode self-signed: elected, publishes, serves verifiable TLS,
   const { api } = await startCluster(t);
   const dir = t.testdir();
   await writeFile(join(dir, 'kubeconfig'), api.kubeconfig(NAMESPACE));
-  const child = spawn(
-    process.execPath,
-    [cli, 'serve', '--tls-mode', 'self-signed', '--kubeconfig', join(dir, 'kubeconfig'), '--namespaces', 'examples/namespaces.yaml', '--port', '0', '--host', '127.0.0.1'],
-    { cwd: root, env: { ...baseEnv, POD_NAMESPACE: NAMESPACE, POD_NAME: 'pod-cli' } },
+  const server = await startServeProcess(
+    t,
+    ['--tls-mode', 'self-signed', '--kubeconfig', join(dir, 'kubeconfig'), '--namespaces', 'examples/namespaces.yaml', '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0'],
+    { ...baseEnv, POD_NAMESPACE: NAMESPACE, POD_NAME: 'pod-cli' },
   );
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.resume();
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-
-  await until(() => /"msg":"webhook listening"/.test(stdout), 'the listening log line', 20_000);
-  const port = Number(/"port":(\d+)/.exec(stdout.split('\n').find((l) => l.includes('webhook listening')) ?? '')?.[1]);
+  const port = server.port;
   await until(() => caBundles(api).length === 2 && caBundles(api).every((b) => b !== undefined), 'the caBundle to be published', 20_000);
   const bundle = Buffer.from(caBundles(api)[0]!, 'base64').toString('utf8');
   t.equal(bundle, secretData(api)!['ca-bundle.crt'], 'the published bundle is the one in the Secret');
@@ -66,8 +58,8 @@ t.test('serve --tls-mode self-signed: elected, publishes, serves verifiable TLS,
   );
   t.equal(status, 200);
 
-  child.kill('SIGTERM');
-  t.equal(await exited, 0, 'exit 0 after draining');
+  server.child.kill('SIGTERM');
+  t.equal((await server.exited).code, 0, 'exit 0 after draining');
   t.notOk((api.get(LEASES, NAMES.leaseName)!.spec as { holderIdentity?: string }).holderIdentity, 'the Lease was released');
-  t.notMatch(stdout, /PRIVATE KEY/, 'no key material in the log');
+  t.notMatch(server.stdout(), /PRIVATE KEY/, 'no key material in the log');
 });

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
-import { httpsRequest, until } from './helpers/https-client.js';
+import { httpsRequest } from './helpers/https-client.js';
+import { startServeProcess } from './helpers/serve-process.js';
 
 const run = promisify(execFile);
 const root = new URL('..', import.meta.url).pathname;
@@ -109,30 +110,16 @@ t.test('serve: refuses a bad config naming the field', async (t) => {
 t.test('serve: local mode generates certificates, answers, and drains on SIGTERM with exit 0', async (t) => {
   const dir = t.testdir();
   await writeFile(join(dir, 'namespaces.yaml'), await readFile(join(root, 'examples/namespaces.yaml')));
-  const child = spawn(
-    process.execPath,
-    [cli, 'serve', '--tls-mode', 'local', '--certs-dir', join(dir, 'certs'), '--namespaces', join(dir, 'namespaces.yaml'), '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0'],
-    { cwd: root },
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-
-  await until(() => /"msg":"webhook listening"/.test(stdout), 'the listening log line', 20_000);
-  const port = Number(/"port":(\d+)/.exec(stdout.split('\n').find((l) => l.includes('webhook listening')) ?? '')?.[1]);
-  t.match(stderr, /curl --cacert .*ca\.crt/, 'prints a ready-to-paste curl');
+  const server = await startServeProcess(t, ['--tls-mode', 'local', '--certs-dir', join(dir, 'certs'), '--namespaces', join(dir, 'namespaces.yaml'), '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0']);
+  const port = server.port;
+  t.match(server.stderr(), /curl --cacert .*ca\.crt/, 'prints a ready-to-paste curl');
   const ca = await readFile(join(dir, 'certs/ca.crt'), 'utf8');
   const res = await httpsRequest({ port, ca, body: await readFile(fixture, 'utf8') });
   t.equal(res.status, 200);
   t.equal((res.json as { response: { patchType: string } }).response.patchType, 'JSONPatch');
 
-  child.kill('SIGTERM');
-  const { code, signal } = await exited;
+  server.child.kill('SIGTERM');
+  const { code, signal } = await server.exited;
   t.equal(code, 0, `exit code 0 (signal ${signal})`);
-  t.match(stdout, /"msg":"stopped"/);
+  t.match(server.stdout(), /"msg":"stopped"/);
 });

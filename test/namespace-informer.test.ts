@@ -18,6 +18,7 @@ import { createLogger } from '../src/log.js';
 import { InformerNamespaceSource, type InformerSourceOptions } from '../src/namespace-informer.js';
 import { startServer } from '../src/server.js';
 import { FakeKubeApi, type KubeObject } from './helpers/fake-kube-api.js';
+import { startServeProcess } from './helpers/serve-process.js';
 import { httpsRequest, until } from './helpers/https-client.js';
 
 const NAMESPACES = '/api/v1/namespaces';
@@ -438,21 +439,12 @@ t.test('serve --kubeconfig: the CLI reads labels from the cluster and serves met
   const metricsPort = await freePort();
   const env = { ...process.env };
   delete env.KUBERNETES_SERVICE_HOST; // the flag, not the environment, selects the cluster here
-  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
-  const child = spawn(
-    process.execPath,
-    [cli, 'serve', '--tls-cert', tlsPaths.cert, '--tls-key', tlsPaths.key, '--kubeconfig', join(dir, 'kubeconfig'), '--port', '0', '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort)],
-    { env },
+  const server = await startServeProcess(
+    t,
+    ['--tls-cert', tlsPaths.cert, '--tls-key', tlsPaths.key, '--kubeconfig', join(dir, 'kubeconfig'), '--port', '0', '--host', '127.0.0.1', '--metrics-host', '127.0.0.1', '--metrics-port', String(metricsPort)],
+    env,
   );
-  let stdout = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.resume();
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  t.teardown(() => {
-    child.kill('SIGKILL');
-  });
-  await until(() => /"msg":"webhook listening"/.test(stdout), 'the listening log line', 20_000);
-  const port = Number(/"port":(\d+)/.exec(stdout.split('\n').find((l) => l.includes('webhook listening')) ?? '')?.[1]);
+  const port = server.port;
   await until(async () => (await httpsRequest({ port, ca: certs.caCert, path: '/readyz', method: 'GET' })).status === 200, 'ready after the first list');
   const body = structuredClone(review);
   const res = await httpsRequest({ port, ca: certs.caCert, body: JSON.stringify(body) });
@@ -461,8 +453,8 @@ t.test('serve --kubeconfig: the CLI reads labels from the cluster and serves met
   const metrics = parsePrometheusTextFormat((await getText(metricsPort, '/metrics')).text);
   t.equal(sample(metrics, 'buildkite_ecr_injector_admissions_total', { decision: 'injected', reason: 'injected' }), 1);
   t.notOk(api.requests.some((r) => r.path === `${NAMESPACES}/buildkite`), 'answered from the informer cache');
-  child.kill('SIGTERM');
-  t.equal(await exited, 0, 'drains and exits 0');
+  server.child.kill('SIGTERM');
+  t.equal((await server.exited).code, 0, 'drains and exits 0');
 });
 
 /** Give the captured buildkite namespace something to inject before the CLI starts. */
