@@ -73,9 +73,9 @@ export interface AdmissionOutcome {
 /** Why an HTTP body is not an AdmissionReview we can answer; undefined when it is. */
 export function describeEnvelopeProblem(body: unknown): string | undefined {
   if (!isPlainObject(body)) return 'body is not a JSON object';
-  if (body.kind !== 'AdmissionReview') return `kind must be "AdmissionReview", got ${JSON.stringify(body.kind) ?? 'nothing'}`;
+  if (body.kind !== 'AdmissionReview') return `kind must be "AdmissionReview", got ${describeValue(body.kind)}`;
   if (typeof body.apiVersion !== 'string' || !(SUPPORTED_API_VERSIONS as readonly string[]).includes(body.apiVersion)) {
-    return `apiVersion must be one of ${SUPPORTED_API_VERSIONS.join(', ')}, got ${JSON.stringify(body.apiVersion) ?? 'nothing'}`;
+    return `apiVersion must be one of ${SUPPORTED_API_VERSIONS.join(', ')}, got ${describeValue(body.apiVersion)}`;
   }
   const request = body.request;
   if (!isPlainObject(request)) return 'request is missing or not an object';
@@ -88,6 +88,22 @@ export function describeEnvelopeProblem(body: unknown): string | undefined {
   }
   if (request.dryRun !== undefined && typeof request.dryRun !== 'boolean') return 'request.dryRun is not a boolean';
   return undefined;
+}
+
+const MAX_QUOTED_LENGTH = 64;
+
+/**
+ * A value for an error message that is logged: a short string is quoted, anything else is named by
+ * its type only, so a misplaced object (a whole Pod, say) never reaches a log line.
+ */
+function describeValue(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') {
+    return value.length <= MAX_QUOTED_LENGTH ? JSON.stringify(value) : `a string of ${value.length} characters`;
+  }
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 const MAX_WARNING_LENGTH = 120;

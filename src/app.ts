@@ -3,7 +3,8 @@
 // TLS files and signals belong to server.ts; the app is built the same way for tests and production.
 import fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { STATUS_CODES } from 'node:http';
-import type { SecureContextOptions } from 'node:tls';
+import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
+import type { TlsOptions } from 'node:tls';
 import secureJsonParse from 'secure-json-parse';
 import {
   buildReviewResponse,
@@ -21,27 +22,79 @@ import type { NamespaceLabelSource } from './namespaces.js';
 import { createPatchGuard } from './patch.js';
 import type { Labels } from './pod.js';
 
+/**
+ * What bounds a connection, so slow (slowloris) or idle clients cannot hold the server. Every phase
+ * of a connection has a limit: the TLS handshake, the request headers, the whole request, and the
+ * idle time between two requests on a kept-alive connection.
+ */
+export interface ConnectionLimits {
+  /** Open connections beyond this are closed as soon as they are accepted. */
+  maxConnections: number;
+  /** From TCP accept to a finished TLS handshake. */
+  handshakeTimeoutMs: number;
+  /** From the start of a request to its last header. */
+  headersTimeoutMs: number;
+  /**
+   * Silence allowed on a connection outside the keep-alive wait: it bounds a client that finishes
+   * the handshake and then sends nothing, which Node's header timeout does not cover.
+   */
+  socketIdleTimeoutMs: number;
+  /** From the start of a request to its last body byte. */
+  requestTimeoutMs: number;
+  /** Idle time allowed between two requests on one connection. */
+  keepAliveTimeoutMs: number;
+  /** How often Node checks the headers and request timeouts. */
+  checkIntervalMs: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.freeze({
+  // Enough for every API server replica's connection pool many times over; each open TLS connection
+  // costs tens of KiB, so 1000 stays well inside a small memory limit.
+  maxConnections: 1000,
+  // The API server sends a whole AdmissionReview at once on loopback-class latency: a client that
+  // needs 10 s for a handshake or for its headers is stalling, not busy.
+  handshakeTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  socketIdleTimeoutMs: 10_000,
+  // A webhook's timeoutSeconds is at most 30: after that the API server has given up on the answer.
+  requestTimeoutMs: 30_000,
+  // Longer than the idle timeout of Go's HTTP client (90 s), which the API server's webhook client
+  // keeps: the API server then closes idle connections first and never writes a request onto a
+  // connection we are closing at that very moment.
+  keepAliveTimeoutMs: 95_000,
+  // Node's default (30 s) would let a 10 s header timeout fire only after up to 40 s.
+  checkIntervalMs: 1_000,
+});
+
 export interface AppOptions {
   config: Config;
   namespaces: NamespaceLabelSource;
   log: Logger;
-  /** TLS options: when given the app serves HTTPS (TLS 1.2 minimum unless the options say otherwise). */
-  https?: SecureContextOptions & { minVersion?: 'TLSv1.2' | 'TLSv1.3' };
+  /** TLS options: when given the app serves HTTPS (see tls-policy.ts for how they are made). */
+  https?: TlsOptions;
   /** Extra readiness condition (for example "a valid certificate is loaded"). */
   isReady?: () => boolean;
+  /** True once the server has begun to shut down: answers then close their connection. */
+  isDraining?: () => boolean;
   /** Called after every admission decision (metrics). */
   onAdmission?: (outcome: AdmissionOutcome, durationSeconds: number) => void;
   /** Called once per admission that names a namespace: how its labels were found (metrics). */
   onNamespaceLookup?: (result: LookupResult) => void;
-  /** Keep-alive and request timeouts, so slow or idle clients cannot hold the server. */
-  keepAliveTimeoutMs?: number;
-  requestTimeoutMs?: number;
+  limits?: Partial<ConnectionLimits>;
 }
 
 export const MUTATE_PATH = '/mutate';
 
 export function buildApp(options: AppOptions): FastifyInstance {
   const { config, namespaces, log } = options;
+  const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...options.limits };
+  const httpsOptions: HttpsServerOptions | undefined = options.https && {
+    minVersion: 'TLSv1.2',
+    ...options.https,
+    handshakeTimeout: limits.handshakeTimeoutMs,
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: limits.checkIntervalMs,
+  };
   const serverOptions: FastifyServerOptions = {
     loggerInstance: log,
     // One audit line per admission replaces Fastify's per-request lines.
@@ -52,12 +105,22 @@ export function buildApp(options: AppOptions): FastifyInstance {
     // Requests that arrive on a kept-alive connection while we drain are still answered: a 503 would
     // make the API server admit the Pod without injection (failurePolicy Ignore).
     return503OnClosing: false,
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 30_000,
-    requestTimeout: options.requestTimeoutMs ?? 30_000,
-    ...(options.https ? { https: { minVersion: 'TLSv1.2', ...options.https } } : {}),
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    connectionTimeout: limits.socketIdleTimeoutMs,
+    // HTTP/2 stays off (fastify's default); tls-policy.ts offers only http/1.1 over ALPN.
+    ...(httpsOptions ? { https: httpsOptions } : {}),
   };
   const app = fastify(serverOptions) as unknown as FastifyInstance;
+  applyConnectionLimits(app.server as HttpsServer, limits, log);
   const guard = createPatchGuard(config.labelPrefix);
+
+  // While draining, every answer closes its connection, so the client opens its next one elsewhere
+  // instead of writing onto a connection we are about to close.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (options.isDraining?.()) void reply.header('connection', 'close');
+    done(null, payload);
+  });
 
   // Only JSON is an AdmissionReview; anything else gets 415 from Fastify. Our own JSON parser (still
   // secure-json-parse, as Fastify's) so that a bad body is answered with what exactly is wrong.
@@ -67,7 +130,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     try {
       done(null, secureJsonParse.parse(body, undefined, { protoAction: 'error', constructorAction: 'error' }));
     } catch (error) {
-      done(badRequest(`malformed JSON: ${(error as Error).message}`), undefined);
+      done(badRequest(`malformed JSON: ${describeJsonError(error as Error)}`), undefined);
     }
   });
 
@@ -116,11 +179,40 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   app.get('/readyz', (_request, reply) => {
     const labelState = namespaces.state();
-    const ready = namespaces.isSynced() && (options.isReady?.() ?? true);
+    const ready = namespaces.isSynced() && (options.isReady?.() ?? true) && !(options.isDraining?.() ?? false);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', namespaces: labelState });
   });
 
   return app;
+}
+
+function applyConnectionLimits(server: HttpsServer, limits: ConnectionLimits, log: Logger): void {
+  server.maxConnections = limits.maxConnections;
+  // Set again after creation: fastify passes only some options through to the server it creates.
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  // Node closes connections over the limit at once ('drop'); say so at most every 10 s, so a flood
+  // of connections cannot become a flood of log lines.
+  let dropped = 0;
+  let lastReport = 0;
+  server.on('drop', () => {
+    dropped += 1;
+    const now = Date.now();
+    if (now - lastReport < 10_000) return;
+    lastReport = now;
+    log.warn({ maxConnections: limits.maxConnections, droppedSinceLastReport: dropped }, 'connection limit reached; new connections are closed');
+    dropped = 0;
+  });
+}
+
+/**
+ * What is wrong with a body that is not JSON, without quoting it: V8's messages may carry a slice of
+ * the text ('Unexpected token 'x', "...{"value":"hunter2"..." is not valid JSON'), and the body may
+ * hold a Pod's env values. The answer goes back to the API server, which logs it.
+ */
+function describeJsonError(error: Error): string {
+  return error.message.replace(/, ".*" is not valid JSON$/s, ' (JSON syntax error)');
 }
 
 /**

@@ -7,13 +7,16 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { stringify as toYaml, parse as parseYaml } from 'yaml';
 import { reviewAdmission, type AdmissionRequest } from './admission.js';
+import { DEFAULT_CONNECTION_LIMITS } from './app.js';
 import { caBundleOf, generateCertificates, writeCertificates } from './certs.js';
+import { ClientCaError } from './client-ca.js';
 import { ConfigError, loadConfig, withExcludedNamespace } from './config.js';
 import { loadKubeConfig } from './kube-config.js';
 import { createLogger, type Logger } from './log.js';
 import { NamespaceFileError, parseLabelList, readNamespacesFile } from './namespaces.js';
 import { isPlainObject, type Labels } from './pod.js';
-import { startServer, type ServeOptions, type TlsSettings } from './server.js';
+import { DEFAULT_DRAIN_MS, startServer, type ServeOptions, type TlsSettings } from './server.js';
+import { checkCiphers, DEFAULT_TLS_POLICY, parseMinVersion, TlsPolicyError, type TlsPolicy } from './tls-policy.js';
 import { hostname } from 'node:os';
 
 const USAGE = `Usage: buildkite-ecr-injector <command> [flags]
@@ -44,7 +47,14 @@ serve flags:
                          ServiceAccount is used without this flag
   --metrics-port N       plain-HTTP Prometheus /metrics port (default 9090, 0 = off)
   --metrics-host ADDR    metrics listen address (default 0.0.0.0)
-  --grace-period SECS    how long SIGTERM waits for in-flight requests (default 20)
+  --grace-period SECS    how long SIGTERM waits for in-flight requests (default 20); the first
+                         min(5, SECS/2) seconds let open connections finish their requests
+  --client-ca FILE       PEM CA bundle: only clients with a certificate it signed may connect
+                         (the API server presents one via its AdmissionConfiguration); reloaded on change
+  --tls-min-version V    TLSv1.2 or TLSv1.3 (default TLSv1.2)
+  --tls-ciphers LIST     OpenSSL cipher list (default: TLS 1.3 suites and ECDHE AEAD suites for TLS 1.2)
+  --max-connections N    open connections beyond N are closed at once (default 1000)
+  --keep-alive-timeout SECS  idle time allowed between requests on one connection (default 95)
   --log-level LEVEL      pino level (default info)
 
 mutate flags:
@@ -84,6 +94,11 @@ const OPTIONS = {
   namespace: { type: 'string' },
   'namespace-labels': { type: 'string' },
   'grace-period': { type: 'string' },
+  'client-ca': { type: 'string' },
+  'tls-min-version': { type: 'string' },
+  'tls-ciphers': { type: 'string' },
+  'max-connections': { type: 'string' },
+  'keep-alive-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   output: { type: 'string', short: 'o' },
   out: { type: 'string' },
@@ -103,7 +118,13 @@ function parseFlags(args: string[]) {
   }
 }
 
-function integerFlag(flags: Flags, name: 'port' | 'metrics-port' | 'grace-period' | 'days', fallback: number, min: number, max: number): number {
+function integerFlag(
+  flags: Flags,
+  name: 'port' | 'metrics-port' | 'grace-period' | 'days' | 'max-connections' | 'keep-alive-timeout',
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   const raw = flags[name];
   if (raw === undefined) return fallback;
   const value = Number(raw);
@@ -135,6 +156,14 @@ async function serve(flags: Flags): Promise<void> {
   const port = integerFlag(flags, 'port', 8443, 0, 65535);
   const metricsPort = integerFlag(flags, 'metrics-port', 9090, 0, 65535);
   const graceSeconds = integerFlag(flags, 'grace-period', 20, 1, 3600);
+  const tlsPolicy: TlsPolicy = {
+    minVersion: flags['tls-min-version'] === undefined ? DEFAULT_TLS_POLICY.minVersion : parseMinVersion(flags['tls-min-version']),
+    ciphers: flags['tls-ciphers'] === undefined ? DEFAULT_TLS_POLICY.ciphers : checkCiphers(flags['tls-ciphers']),
+  };
+  const limits = {
+    maxConnections: integerFlag(flags, 'max-connections', DEFAULT_CONNECTION_LIMITS.maxConnections, 1, 1_000_000),
+    keepAliveTimeoutMs: integerFlag(flags, 'keep-alive-timeout', DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000, 1, 3600) * 1000,
+  };
   const server = await startServer({
     config,
     log,
@@ -143,6 +172,11 @@ async function serve(flags: Flags): Promise<void> {
     tls,
     namespaces,
     ...(metricsPort === 0 ? {} : { metrics: { host: flags['metrics-host'] ?? '0.0.0.0', port: metricsPort } }),
+    tlsPolicy,
+    ...(flags['client-ca'] ? { clientCaPath: flags['client-ca'] } : {}),
+    limits,
+    // Leave at least half the grace period for in-flight requests after the drain.
+    drainMs: Math.min(DEFAULT_DRAIN_MS, (graceSeconds * 1000) / 2),
   });
   closeWithGrace({ delay: graceSeconds * 1000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'fatal error; shutting down');
@@ -296,7 +330,12 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const known = error instanceof UsageError || error instanceof ConfigError || error instanceof NamespaceFileError;
+  const known =
+    error instanceof UsageError ||
+    error instanceof ConfigError ||
+    error instanceof NamespaceFileError ||
+    error instanceof TlsPolicyError ||
+    error instanceof ClientCaError;
   const message = error instanceof Error ? error.message : String(error);
   process.stderr.write(`buildkite-ecr-injector: ${message}\n${error instanceof UsageError ? "run 'buildkite-ecr-injector --help' for usage\n" : ''}`);
   if (!known && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);

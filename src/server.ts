@@ -1,13 +1,15 @@
 // Owns a running webhook: the certificate source, the namespace label source, the Fastify app and its
-// HTTPS listener, wired together and closable as one. Signals stay in the CLI entry (cli.ts).
+// HTTPS listener, wired together and closable as one, with a graceful drain on close. Signals stay in
+// the CLI entry (cli.ts).
 import { access } from 'node:fs/promises';
 import type { Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { Server as NetServer, type AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from './app.js';
+import { buildApp, type ConnectionLimits } from './app.js';
 import { fanOutCertificateMetrics, type CertificateMetrics } from './cert-metrics.js';
 import { certificatePaths, generateCertificates, writeCertificates } from './certs.js';
+import { FileClientCaSource } from './client-ca.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from './metrics.js';
@@ -15,6 +17,7 @@ import { InformerNamespaceSource, type InformerSourceOptions } from './namespace
 import { FileNamespaceSource, type NamespaceLabelSource } from './namespaces.js';
 import { SelfSignedTls, type SelfSignedTlsOptions } from './self-signed-tls.js';
 import { FileCertificateSource, readCertificatePair, type CertificateSource, type ServingCertificate } from './tls-files.js';
+import { DEFAULT_TLS_POLICY, secureContextOptions, serverTlsOptions, type TlsPolicy } from './tls-policy.js';
 
 export type TlsSettings =
   | { mode: 'files'; certPath: string; keyPath: string }
@@ -39,7 +42,19 @@ export interface ServeOptions {
   watchIntervalMs?: number;
   /** Certificate metrics hook (not-after, rotations, caBundle patches, leader status). */
   certificateMetrics?: CertificateMetrics;
+  /** TLS version and ciphers (default: TLS 1.2+, AEAD suites with forward secrecy). */
+  tlsPolicy?: TlsPolicy;
+  /** A PEM CA bundle: when given, clients must present a certificate it signed (reloaded on change). */
+  clientCaPath?: string;
+  limits?: Partial<ConnectionLimits>;
+  /**
+   * On close, how long open connections may go on sending requests (each answered, each answer
+   * closing its connection) before idle ones are closed. Default 5 s.
+   */
+  drainMs?: number;
 }
+
+export const DEFAULT_DRAIN_MS = 5_000;
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -58,13 +73,18 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const certificateMetrics = fanOutCertificateMetrics(metrics, options.certificateMetrics);
   const certificates = await openCertificates(options.tls, log, certificateMetrics, options.watchIntervalMs);
   let namespaces: NamespaceLabelSource;
+  let clientCa: FileClientCaSource | undefined;
   try {
+    clientCa = options.clientCaPath === undefined ? undefined : await FileClientCaSource.open(options.clientCaPath, log, options.watchIntervalMs);
     namespaces = await openNamespaces(options, metrics);
   } catch (error) {
+    clientCa?.close();
     await certificates.close();
     throw error;
   }
   metrics.trackNamespaceSource(namespaces);
+  const policy = options.tlsPolicy ?? DEFAULT_TLS_POLICY;
+  let draining = false;
   // Self-signed mode may start before the leader has written the Secret: listen with a throwaway
   // pair so probes get answers, and stay unready until the real certificate arrives.
   const initial = certificates.current() ?? (await generateCertificates({ dnsNames: ['localhost'], validityDays: 1 }));
@@ -73,23 +93,33 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     config: options.config,
     namespaces,
     log,
-    https: { cert: initial.cert, key: initial.key },
+    https: serverTlsOptions(policy, initial, clientCa?.current()),
     isReady: () => (certificates.current()?.notAfter.getTime() ?? 0) > Date.now(),
     onAdmission: (outcome, seconds) => metrics.observeAdmission(outcome, seconds),
     onNamespaceLookup: (result) => metrics.observeLookup(result),
+    isDraining: () => draining,
+    ...(options.limits ? { limits: options.limits } : {}),
   });
-  const serve = ({ cert, key, notAfter }: ServingCertificate) => {
-    // New handshakes use the new pair; connections already open keep theirs.
-    (app.server as unknown as HttpsServer).setSecureContext({ cert, key, minVersion: 'TLSv1.2' });
-    certificateMetrics.setCertificateNotAfter('serving', notAfter);
+  const server = app.server as unknown as HttpsServer;
+  let serving: { cert: string; key: string } = initial;
+  const renewSecureContext = (): void => {
+    // New handshakes use the new pair or client CA; connections already open keep theirs.
+    server.setSecureContext(secureContextOptions(policy, serving, clientCa?.current()));
+  };
+  const serve = (certificate: ServingCertificate) => {
+    serving = certificate;
+    renewSecureContext();
+    certificateMetrics.setCertificateNotAfter('serving', certificate.notAfter);
   };
   certificates.onChange(serve);
+  clientCa?.onChange(renewSecureContext);
   // A certificate that arrived while the app was being built (self-signed mode) was not seen by the listener.
   const arrived = certificates.current();
   if (arrived && arrived.cert !== initial.cert) serve(arrived);
   let metricsServer: MetricsServer | undefined;
   app.addHook('onClose', async () => {
     await certificates.close();
+    clientCa?.close();
     await namespaces.close();
     await metricsServer?.close();
   });
@@ -103,8 +133,17 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     throw error;
   }
   const port = (app.server.address() as AddressInfo).port;
-  log.info({ host: options.host, port, tls: options.tls.mode }, 'webhook listening');
-  return { app, port, certificates, namespaces, metrics, metricsPort: metricsServer?.port, close: () => app.close() };
+  log.info(
+    { host: options.host, port, tls: options.tls.mode, minVersion: policy.minVersion, clientCertificates: clientCa !== undefined },
+    'webhook listening',
+  );
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    draining = true;
+    await drain(server, options.drainMs ?? DEFAULT_DRAIN_MS, log);
+    await app.close();
+  };
+  return { app, port, certificates, namespaces, metrics, metricsPort: metricsServer?.port, close: () => (closing ??= close()) };
 }
 
 async function openNamespaces(options: ServeOptions, metrics: Metrics): Promise<NamespaceLabelSource> {
@@ -119,6 +158,30 @@ async function openNamespaces(options: ServeOptions, metrics: Metrics): Promise<
     log,
     onRestart: () => metrics.informerRestarted(),
   });
+}
+
+/**
+ * Stop accepting connections (new ones are refused), then let open connections finish: every request
+ * on them is still answered, and each answer closes its connection (see isDraining in app.ts). Only
+ * after `drainMs`, or once no connection is left, does app.close() close the idle rest. Closing idle
+ * keep-alive connections at once (what http.Server.close does) races with a client that is writing
+ * its next request onto one: that request would fail without ever reaching us.
+ */
+async function drain(server: HttpsServer, drainMs: number, log: Logger): Promise<void> {
+  // net.Server's close stops the listener only; http.Server's own close would also drop idle sockets.
+  NetServer.prototype.close.call(server);
+  const deadline = Date.now() + drainMs;
+  let open = await countConnections(server);
+  log.info({ openConnections: open, drainMs }, 'stopped accepting connections; draining');
+  while (open > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    open = await countConnections(server);
+  }
+  if (open > 0) log.info({ openConnections: open }, 'drain period over; closing idle connections');
+}
+
+function countConnections(server: HttpsServer): Promise<number> {
+  return new Promise((resolve) => server.getConnections((error, count) => resolve(error ? 0 : count)));
 }
 
 async function openCertificates(tls: TlsSettings, log: Logger, metrics: CertificateMetrics, watchIntervalMs?: number): Promise<CertificateSource> {
