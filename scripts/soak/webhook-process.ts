@@ -1,0 +1,110 @@
+// Owns the webhook under soak: the built CLI (`node dist/cli.js serve`) as a real child process on
+// 127.0.0.1 with `--tls-mode files`, its JSON log lines read back as they come, and its exit.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export interface WebhookProcess {
+  child: ChildProcess;
+  port: number;
+  lines: LogLine[];
+  /** uids the webhook decided (one audit line each): the requests it received. */
+  decided: Set<string>;
+  stderr: string[];
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  /** Stop it for good if it is still running (used on the soak's own failure paths). */
+  kill(): void;
+}
+
+export interface WebhookOptions {
+  certPath: string;
+  keyPath: string;
+  namespacesPath: string;
+  extraArgs?: string[];
+}
+
+/** Children still running; killed if the soak itself exits early (its deadline, a crash). */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export async function startWebhook(options: WebhookOptions): Promise<WebhookProcess> {
+  const args = [
+    'dist/cli.js',
+    'serve',
+    '--config',
+    'examples/config.yaml',
+    '--namespaces',
+    options.namespacesPath,
+    '--tls-mode',
+    'files',
+    '--tls-cert',
+    options.certPath,
+    '--tls-key',
+    options.keyPath,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    ...(options.extraArgs ?? []),
+  ];
+  // process.execPath, not "node" from PATH: the signal must reach the webhook itself, not a wrapper.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const lines: LogLine[] = [];
+  const decided = new Set<string>();
+  const stderr: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal, at: Date.now() });
+    }),
+  );
+  createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line));
+
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`webhook did not start within 15 s: ${stderr.join('\n')}`)), 15_000);
+    void exited.then(({ code }) => reject(new Error(`webhook exited with ${code} before listening: ${stderr.join('\n')}`)));
+    createInterface({ input: child.stdout }).on('line', (text) => {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        return;
+      }
+      lines.push(line);
+      if (line.msg === 'admission' && typeof line.uid === 'string') decided.add(line.uid);
+      if (line.msg === 'webhook listening' && typeof line.port === 'number') {
+        clearTimeout(timer);
+        resolve(line.port);
+      }
+    });
+  });
+  return {
+    child,
+    port,
+    lines,
+    decided,
+    stderr,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** Wait until `condition` holds, checking every 20 ms; false when `timeoutMs` passes first. */
+export async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
