@@ -45,8 +45,9 @@ export function createPatchGuard(labelPrefix: string): PatchGuard {
           throw new PatchGuardError(`patch operation ${operation.op} at ${operation.path} is not allowed`);
         }
         if (allowed.test(operation.path)) continue;
-        // A Pod without annotations gets the whole map, which must hold only our key.
-        if (operation.path === '/metadata/annotations' && operation.op === 'add') {
+        // A Pod without annotations gets the whole map, which must hold only our key. The diff writes
+        // `replace` when the Pod sent `annotations: null`; a map that existed is never replaced whole.
+        if (operation.path === '/metadata/annotations') {
           const keys = Object.keys(operation.value as object);
           if (keys.length === 1 && keys[0] === annotationKey) continue;
         }

@@ -52,6 +52,8 @@ export interface Pod {
  */
 export function describePodShapeProblem(value: unknown): string | undefined {
   if (!isPlainObject(value)) return 'object is not a JSON object';
+  // Deep copies and diffs recurse: bound the depth before either runs.
+  if (exceedsDepth(value, MAX_OBJECT_DEPTH)) return `object nests deeper than ${MAX_OBJECT_DEPTH} levels`;
   const metadata = value.metadata;
   if (!isPlainObject(metadata)) return 'metadata is missing or not an object';
   for (const field of ['labels', 'annotations'] as const) {
@@ -83,6 +85,25 @@ export function describePodShapeProblem(value: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * Far deeper than any real Pod (its deepest fields, managedFields included, sit some 20 levels
+ * down) and far shallower than where structuredClone and the JSON patch diff run out of stack
+ * (about 2,000 levels): a hostile body cannot turn into an internal error.
+ */
+export const MAX_OBJECT_DEPTH = 100;
+
+/** True when `value` has containers nested more than `limit` levels deep. Iterative: any depth is safe. */
+export function exceedsDepth(value: unknown, limit: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(node)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function describeContainerProblem(container: unknown): string | undefined {
