@@ -8,7 +8,7 @@ import selfsigned from 'selfsigned';
 import type { Test } from 'tap';
 import { generateCertificates, writeCertificates, type CertificateSet } from '../../src/certs.js';
 import { parseConfig, type Config } from '../../src/config.js';
-import { StaticNamespaceSource } from '../../src/namespaces.js';
+import { StaticNamespaceSource, type NamespaceLabelSource } from '../../src/namespaces.js';
 import type { Labels } from '../../src/pod.js';
 import { startServer, type RunningServer, type ServeOptions } from '../../src/server.js';
 import { captureLog, type CapturedLog } from './log-capture.js';
@@ -35,6 +35,8 @@ export interface TestWebhook {
 export interface TestWebhookOptions extends Partial<Pick<ServeOptions, 'tlsPolicy' | 'clientCaPath' | 'limits' | 'watchIntervalMs' | 'drainMs'>> {
   config?: Config;
   namespaces?: Record<string, Labels>;
+  /** A label source of the test's own, instead of a fixed map. */
+  namespaceSource?: NamespaceLabelSource;
   logLevel?: string;
   /** The test's folder when the test already made it (t.testdir() empties the folder on every call). */
   dir?: string;
@@ -45,14 +47,14 @@ export async function startTestWebhook(t: Test, options: TestWebhookOptions = {}
   const set = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
   const paths = await writeCertificates(join(dir, 'serving'), set);
   const captured = captureLog(options.logLevel ?? 'info');
-  const { config, namespaces, tlsPolicy, clientCaPath, limits, watchIntervalMs, drainMs } = options;
+  const { config, namespaces, namespaceSource, tlsPolicy, clientCaPath, limits, watchIntervalMs, drainMs } = options;
   const server = await startServer({
     config: config ?? parseConfig({}),
     log: captured.log,
     host: '127.0.0.1',
     port: 0,
     tls: { mode: 'files', certPath: paths.cert, keyPath: paths.key },
-    namespaces: { source: new StaticNamespaceSource(namespaces ?? OPTED_IN_NAMESPACES) },
+    namespaces: { source: namespaceSource ?? new StaticNamespaceSource(namespaces ?? OPTED_IN_NAMESPACES) },
     drainMs: drainMs ?? 0,
     ...(tlsPolicy ? { tlsPolicy } : {}),
     ...(clientCaPath ? { clientCaPath } : {}),
