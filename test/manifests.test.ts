@@ -97,7 +97,7 @@ function configOf(dir: string): Config {
 }
 
 void t.test('the kustomizations the README names exist, and every one renders', (t) => {
-  t.same(kustomizations, ['base', 'examples/namespace-opt-in', 'overlays/cert-manager']);
+  t.same(kustomizations, ['base', 'examples/namespace-opt-in', 'optional/validating-admission-policy', 'overlays/cert-manager']);
   for (const dir of kustomizations) t.ok(objects(dir).length > 0, `${dir} renders objects`);
   t.end();
 });

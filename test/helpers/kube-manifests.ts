@@ -6,7 +6,11 @@ import * as k8s from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { MutatingWebhookConfiguration } from 'kubernetes-models/admissionregistration.k8s.io/v1';
+import {
+  MutatingWebhookConfiguration,
+  ValidatingAdmissionPolicy,
+  ValidatingAdmissionPolicyBinding,
+} from 'kubernetes-models/admissionregistration.k8s.io/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { CronJob, Job } from 'kubernetes-models/batch/v1';
 import { Lease } from 'kubernetes-models/coordination.k8s.io/v1';
@@ -63,7 +67,7 @@ const MODELS: Record<string, ModelClass> = {};
 for (const model of [
   MutatingWebhookConfiguration, Deployment, CronJob, Job, Lease, NetworkPolicy, PodDisruptionBudget,
   ClusterRole, ClusterRoleBinding, Role, RoleBinding, ConfigMap, Namespace, Secret, Service, ServiceAccount,
-  Certificate, Issuer,
+  Certificate, Issuer, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 ]) {
   MODELS[`${model.apiVersion}/${model.kind}`] = model;
 }
