@@ -52,6 +52,9 @@ export async function startWebhook(options: WebhookOptions): Promise<WebhookProc
     '127.0.0.1',
     '--port',
     '0',
+    // No metrics listener: it would bind 0.0.0.0:9090, and the soak stays on loopback.
+    '--metrics-port',
+    '0',
     ...(options.extraArgs ?? []),
   ];
   // process.execPath, not "node" from PATH: the signal must reach the webhook itself, not a wrapper.
