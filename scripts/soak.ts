@@ -2,12 +2,11 @@
 // only, bounded in time. Each scenario prints requests sent / answered / failed and its own figures;
 // the exit code is non-zero when any scenario breaks its criterion. Not part of `npm test`: it takes
 // about a minute and a half and wants the machine to itself.
-//
-// Not here yet: the Kubernetes API going away and coming back (needs the namespace informer).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { generateCertificates } from '../src/certs.js';
+import { apiOutage } from './soak/api-outage.js';
 import { certificateRotation } from './soak/cert-rotation.js';
 import { formatResult, type Scenario, type ScenarioResult } from './soak/scenario.js';
 import { sigtermUnderLoad } from './soak/sigterm.js';
@@ -17,6 +16,7 @@ const SCENARIOS: [string, Scenario][] = [
   ['a', certificateRotation],
   ['b', sigtermUnderLoad],
   ['c', slowAndIdleClients],
+  ['d', apiOutage],
 ];
 
 /** The whole soak stops by itself after this, whatever happens. */

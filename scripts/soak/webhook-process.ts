@@ -24,7 +24,9 @@ export interface WebhookProcess {
 export interface WebhookOptions {
   certPath: string;
   keyPath: string;
-  namespacesPath: string;
+  /** Namespace labels from a file, or from a cluster through the informer (--kubeconfig). */
+  namespacesPath?: string;
+  kubeconfigPath?: string;
   extraArgs?: string[];
 }
 
@@ -40,8 +42,8 @@ export async function startWebhook(options: WebhookOptions): Promise<WebhookProc
     'serve',
     '--config',
     'examples/config.yaml',
-    '--namespaces',
-    options.namespacesPath,
+    ...(options.namespacesPath !== undefined ? ['--namespaces', options.namespacesPath] : []),
+    ...(options.kubeconfigPath !== undefined ? ['--kubeconfig', options.kubeconfigPath] : []),
     '--tls-mode',
     'files',
     '--tls-cert',
@@ -58,7 +60,10 @@ export async function startWebhook(options: WebhookOptions): Promise<WebhookProc
     ...(options.extraArgs ?? []),
   ];
   // process.execPath, not "node" from PATH: the signal must reach the webhook itself, not a wrapper.
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Without KUBERNETES_SERVICE_HOST: the flags, not the environment, choose the label source.
+  const env = { ...process.env };
+  delete env.KUBERNETES_SERVICE_HOST;
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   running.add(child);
   const lines: LogLine[] = [];
   const decided = new Set<string>();
