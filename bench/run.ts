@@ -1,0 +1,320 @@
+// `npm run bench`: the webhook side by side with the floor (a bare node:https server that only parses
+// the body), on the same machine, TLS key type, keep-alive connections and fixtures. Prints a table of
+// webhook/floor ratios and writes the full result to bench/results/ (git-ignored).
+//
+// Knobs (environment): BENCH_DURATION seconds per measured run (default 8), BENCH_CONNECTIONS
+// (default 10), BENCH_PROFILE=1 to start the webhook with --cpu-prof (profiles in bench/results/).
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify as toYaml } from 'yaml';
+import { generateCertificates, writeCertificates, type CertificatePaths } from '../src/certs.js';
+import { parseConfig } from '../src/config.js';
+import type { Labels } from '../src/pod.js';
+import { buildFixtures, findTypicalReview, type Fixture } from './fixtures.js';
+import { measureDecision, type InProcessResult } from './in-process.js';
+import { runLoad, type LoadResult } from './load.js';
+import { freePort, pinCores, readPeakRss, readRss, startNode, stop, type Pinning, type Started } from './processes.js';
+import { formatTable, meetsTarget, ratioOf, type Row } from './report.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CLI = join(ROOT, 'dist/cli.js');
+const FLOOR = join(ROOT, 'dist-bench/bench/floor-server.js');
+const RESULTS = join(ROOT, 'bench/results');
+
+const DURATION = Number(process.env.BENCH_DURATION ?? 8);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const PROFILE = process.env.BENCH_PROFILE === '1';
+const STARTS = 5;
+const MANY_NAMESPACES = 10_000;
+
+// The config the webhook runs with: the example's defaults; the bench namespace opts in to all three.
+const CONFIG = {
+  defaults: { serviceAccount: 'buildkite-agent', awsSecret: 'none', pullSecret: 'ecr-credentials' },
+  targetContainers: ['command', 'checkout'],
+};
+const NAMESPACE_LABELS: Labels = {
+  'kubernetes.io/metadata.name': 'buildkite',
+  'buildkite-ecr-injector/inject': 'enabled',
+  'buildkite-ecr-injector/service-account': 'buildkite-agent',
+  'buildkite-ecr-injector/aws-secret': 'aws-credentials',
+  'buildkite-ecr-injector/pull-secret': 'ecr-credentials',
+};
+
+interface Paths {
+  dir: string;
+  certs: CertificatePaths;
+  config: string;
+  namespaces: string;
+  manyNamespaces: string;
+}
+
+function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}
+
+async function prepare(fixtureNamespace: string): Promise<Paths> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-'));
+  // The same key type the webhook uses in production: ECDSA P-256 from certs.ts.
+  const certs = await writeCertificates(join(dir, 'certs'), await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] }));
+  const config = join(dir, 'config.yaml');
+  await writeFile(config, toYaml(CONFIG));
+  const few: Record<string, Labels> = {
+    [fixtureNamespace]: { ...NAMESPACE_LABELS, 'kubernetes.io/metadata.name': fixtureNamespace },
+    default: { 'kubernetes.io/metadata.name': 'default' },
+    'kube-system': { 'kubernetes.io/metadata.name': 'kube-system' },
+  };
+  const namespaces = join(dir, 'namespaces.yaml');
+  await writeFile(namespaces, toYaml(few));
+  // A large cluster: 10,000 namespaces, one in ten opted in with its own names, the rest plain.
+  const many: Record<string, Labels> = { ...few };
+  for (let i = 0; Object.keys(many).length < MANY_NAMESPACES; i += 1) {
+    const name = `team-${String(i).padStart(5, '0')}`;
+    many[name] =
+      i % 10 === 0
+        ? { 'kubernetes.io/metadata.name': name, 'buildkite-ecr-injector/inject': 'enabled', 'buildkite-ecr-injector/service-account': `${name}-ci` }
+        : { 'kubernetes.io/metadata.name': name, 'team.example.com/owner': `owner-${i % 97}` };
+  }
+  const manyNamespaces = join(dir, 'namespaces-10k.yaml');
+  await writeFile(manyNamespaces, toYaml(many));
+  return { dir, certs, config, namespaces, manyNamespaces };
+}
+
+async function startFloor(paths: Paths, pin: Pinning): Promise<Started & { port: number }> {
+  const port = await freePort();
+  const started = await startNode({ args: [FLOOR, String(port), paths.certs.cert, paths.certs.key], port, core: pin.serverCore });
+  return { ...started, port };
+}
+
+async function startWebhook(paths: Paths, pin: Pinning, namespacesFile: string, profile = false): Promise<Started & { port: number }> {
+  const port = await freePort();
+  const profileArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [];
+  const args = [
+    ...profileArgs,
+    CLI,
+    'serve',
+    '--config', paths.config,
+    '--namespaces', namespacesFile,
+    '--tls-mode', 'files',
+    '--tls-cert', paths.certs.cert,
+    '--tls-key', paths.certs.key,
+    '--host', '127.0.0.1',
+    '--port', String(port),
+  ];
+  const started = await startNode({ args, port, core: pin.serverCore, stdoutFile: join(paths.dir, 'webhook.log') });
+  return { ...started, port };
+}
+
+/** One request, verified with the CA: the webhook must inject all three, the floor must answer. */
+async function post(port: number, ca: string, body: string): Promise<{ status: number | undefined; json: unknown }> {
+  return new Promise((resolvePost, reject) => {
+    const request = httpsRequest(
+      { host: '127.0.0.1', servername: 'localhost', port, path: '/mutate', method: 'POST', ca, agent: false, headers: { 'content-type': 'application/json' } },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolvePost({ status: response.statusCode, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown }));
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
+  });
+}
+
+async function verifyWebhook(port: number, ca: string, fixture: Fixture): Promise<number> {
+  const { status, json } = await post(port, ca, fixture.body);
+  const response = (json as { response?: { uid?: string; patch?: string } }).response;
+  if (status !== 200 || response?.uid !== fixture.review.request.uid || response.patch === undefined) {
+    throw new Error(`webhook gave no patch for ${fixture.name}: HTTP ${status}`);
+  }
+  const paths = (JSON.parse(Buffer.from(response.patch, 'base64').toString('utf8')) as { path: string }[]).map((operation) => operation.path);
+  for (const wanted of ['/spec/serviceAccountName', '/envFrom', '/spec/imagePullSecrets']) {
+    if (!paths.some((path) => path.includes(wanted))) throw new Error(`webhook patch for ${fixture.name} lacks ${wanted}: ${paths.join(', ')}`);
+  }
+  return paths.length;
+}
+
+async function measurePair(
+  label: string,
+  fixture: Fixture,
+  servers: { floor: Started & { port: number }; webhook: Started & { port: number } },
+  rate?: number,
+): Promise<{ floor: LoadResult; webhook: LoadResult }> {
+  const results: Partial<Record<'floor' | 'webhook', LoadResult>> = {};
+  for (const name of ['floor', 'webhook'] as const) {
+    const server = servers[name];
+    const common = { port: server.port, body: fixture.body, pid: server.pid, connections: CONNECTIONS, ...(rate === undefined ? {} : { rate }) };
+    await runLoad({ ...common, durationSeconds: 2 }); // warm-up: JIT, TLS sessions, heap growth
+    const result = await runLoad({ ...common, durationSeconds: DURATION });
+    if (result.errors > 0 || result.non2xx > 0) throw new Error(`${name} ${label} ${fixture.name}: ${result.errors} errors, ${result.non2xx} non-2xx answers`);
+    log(
+      `${label} ${fixture.name} ${name}: ${result.throughput.toFixed(0)} req/s, p50 ${result.latencyMs.p50.toFixed(2)} ms, ` +
+        `p99 ${result.latencyMs.p99.toFixed(2)} ms, server CPU ${((result.serverCpu ?? 0) * 100).toFixed(0)}%, load CPU ${(result.loadCpu * 100).toFixed(0)}%`,
+    );
+    results[name] = result;
+  }
+  return results as { floor: LoadResult; webhook: LoadResult };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+const MB = 1024 * 1024;
+
+async function main(): Promise<void> {
+  for (const file of [CLI, FLOOR]) if (!existsSync(file)) throw new Error(`${file} is missing: run npm run build first`);
+  await mkdir(RESULTS, { recursive: true });
+  const pin = pinCores();
+  log(pin.note);
+  const fixtures = buildFixtures(findTypicalReview(ROOT));
+  const typical = fixtures.find((fixture) => fixture.name === 'typical');
+  if (typical === undefined) throw new Error('no typical fixture');
+  const paths = await prepare(typical.review.request.namespace);
+  const ca = await readFile(paths.certs.caCert, 'utf8');
+  const startedAt = new Date();
+
+  const floor = await startFloor(paths, pin);
+  const webhook = await startWebhook(paths, pin, paths.namespaces, PROFILE);
+  const patchOperations: Record<string, number> = {};
+  for (const fixture of fixtures) patchOperations[fixture.name] = await verifyWebhook(webhook.port, ca, fixture);
+  if ((await post(floor.port, ca, typical.body)).status !== 200) throw new Error('the floor did not answer');
+
+  const saturation: Record<string, { floor: LoadResult; webhook: LoadResult }> = {};
+  const fixedRate: Record<string, { rate: number; floor: LoadResult; webhook: LoadResult }> = {};
+  try {
+    for (const fixture of fixtures) saturation[fixture.name] = await measurePair('saturation', fixture, { floor, webhook });
+    for (const fixture of fixtures) {
+      const rate = Math.max(1, Math.floor((saturation[fixture.name]?.floor.throughput ?? 2) / 2));
+      fixedRate[fixture.name] = { rate, ...(await measurePair(`fixed ${rate}/s`, fixture, { floor, webhook }, rate)) };
+    }
+  } finally {
+    await stop(floor.child);
+    await stop(webhook.child);
+  }
+  const logBytes = (await stat(join(paths.dir, 'webhook.log'))).size;
+
+  // 10,000 namespaces in the label cache: idle and under load.
+  const many = await startWebhook(paths, pin, paths.manyNamespaces);
+  let manyNamespaces: { readyMs: number; idleRssBytes?: number; loadedRssBytes?: number; peakRssBytes?: number; load?: LoadResult };
+  try {
+    const idleRssBytes = readRss(many.pid);
+    const common = { port: many.port, body: typical.body, pid: many.pid, connections: CONNECTIONS };
+    await runLoad({ ...common, durationSeconds: 2 });
+    const load = await runLoad({ ...common, durationSeconds: Math.max(2, Math.round(DURATION / 2)) });
+    manyNamespaces = { readyMs: many.readyMs, idleRssBytes, loadedRssBytes: load.maxRssBytes, peakRssBytes: readPeakRss(many.pid), load };
+    log(`10k namespaces: ready in ${many.readyMs.toFixed(0)} ms, RSS idle ${((idleRssBytes ?? 0) / MB).toFixed(1)} MB, under load ${((load.maxRssBytes ?? 0) / MB).toFixed(1)} MB`);
+  } finally {
+    await stop(many.child);
+  }
+
+  // Start-up: spawn to the first 200 from /readyz, median of several starts.
+  const starts = { floor: [] as number[], webhook: [] as number[] };
+  for (let i = 0; i < STARTS; i += 1) {
+    const f = await startFloor(paths, pin);
+    starts.floor.push(f.readyMs);
+    await stop(f.child);
+    const w = await startWebhook(paths, pin, paths.namespaces);
+    starts.webhook.push(w.readyMs);
+    await stop(w.child);
+  }
+
+  // In-process decision + patch, on this (the load generator's) core with nothing else running.
+  const config = parseConfig(CONFIG);
+  const inProcess: Record<string, InProcessResult> = {};
+  for (const fixture of fixtures) {
+    inProcess[fixture.name] = measureDecision(fixture.review.request, NAMESPACE_LABELS, config);
+  }
+  await rm(paths.dir, { recursive: true, force: true });
+
+  const rows: Row[] = [];
+  for (const fixture of fixtures) {
+    const kb = `${fixture.name} (${(fixture.body.length / 1024).toFixed(1)} KB)`;
+    const sat = saturation[fixture.name];
+    const fixed = fixedRate[fixture.name];
+    if (sat === undefined || fixed === undefined) continue;
+    rows.push({
+      section: kb,
+      metric: 'saturation req/s',
+      floor: sat.floor.throughput,
+      webhook: sat.webhook.throughput,
+      better: 'higher',
+      decimals: 0,
+      ...(fixture.name === 'typical' ? { target: { ratio: 0.85, text: '>= 0.85x' } } : {}),
+    });
+    for (const q of ['p50', 'p90', 'p99', 'max'] as const) {
+      rows.push({ section: '', metric: `saturation ${q} ms`, floor: sat.floor.latencyMs[q], webhook: sat.webhook.latencyMs[q], better: 'lower' });
+    }
+    for (const q of ['p50', 'p90', 'p99', 'max'] as const) {
+      rows.push({
+        section: '',
+        metric: `at ${fixed.rate}/s ${q} ms`,
+        floor: fixed.floor.latencyMs[q],
+        webhook: fixed.webhook.latencyMs[q],
+        better: 'lower',
+        ...(fixture.name === 'typical' && q === 'p99' ? { target: { ratio: 1.5, text: '<= 1.5x' } } : {}),
+      });
+    }
+    const decision = inProcess[fixture.name];
+    if (decision !== undefined) {
+      rows.push({
+        section: '',
+        metric: 'decision+patch median µs',
+        webhook: decision.medianUs,
+        better: 'lower',
+        decimals: 1,
+        ...(fixture.name === 'typical' ? { target: { absolute: 50, text: '<= 50 µs' } } : {}),
+      });
+    }
+  }
+  const typicalSat = saturation.typical;
+  if (typicalSat) {
+    rows.push({ section: 'memory', metric: 'RSS under load MB (typical)', floor: (typicalSat.floor.maxRssBytes ?? 0) / MB, webhook: (typicalSat.webhook.maxRssBytes ?? 0) / MB, better: 'lower', decimals: 1 });
+  }
+  rows.push({
+    section: '',
+    metric: `RSS, ${MANY_NAMESPACES} namespaces, under load MB`,
+    webhook: (manyNamespaces.loadedRssBytes ?? 0) / MB,
+    better: 'lower',
+    decimals: 1,
+    target: { absolute: 150, text: '<= 150 MB' },
+  });
+  rows.push({ section: 'start-up', metric: `spawn to ready ms (median of ${STARTS})`, floor: median(starts.floor), webhook: median(starts.webhook), better: 'lower', decimals: 0 });
+  rows.push({ section: '', metric: `spawn to ready ms, ${MANY_NAMESPACES} namespaces`, webhook: manyNamespaces.readyMs, better: 'lower', decimals: 0 });
+
+  const table = formatTable(rows);
+  const machine = { nproc: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${process.platform} ${process.arch}` };
+  process.stdout.write(
+    `\nbuildkite-ecr-injector benchmark, ${startedAt.toISOString()}\n` +
+      `machine: ${machine.nproc} cores, ${machine.cpu}, Node ${machine.node}; ${pin.note}\n` +
+      `${CONNECTIONS} keep-alive connections, ${DURATION} s per run after a 2 s warm-up; webhook log: ${(logBytes / MB).toFixed(1)} MB of audit lines\n\n` +
+      `${table}\n`,
+  );
+  const result = {
+    startedAt: startedAt.toISOString(),
+    machine,
+    pinning: pin.note,
+    settings: { durationSeconds: DURATION, connections: CONNECTIONS, profile: PROFILE },
+    fixtures: Object.fromEntries(fixtures.map((fixture) => [fixture.name, { bytes: fixture.body.length, patchOperations: patchOperations[fixture.name] }])),
+    saturation,
+    fixedRate,
+    inProcess,
+    manyNamespaces: { count: MANY_NAMESPACES, ...manyNamespaces },
+    startup: starts,
+    webhookLogBytes: logBytes,
+    table: rows.map((row) => ({ ...row, ratio: ratioOf(row), met: meetsTarget(row) })),
+  };
+  const file = join(RESULTS, `bench-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
+  await writeFile(join(RESULTS, 'latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(`\nwrote ${file}\n`);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exitCode = 1;
+});
