@@ -45,7 +45,15 @@ export function buildFixtures(typicalPath: string): Fixture[] {
 }
 
 function makeFixture(name: Fixture['name'], review: Review): Fixture {
-  return { name, body: JSON.stringify(review), review };
+  return { name, body: encodeLikeGo(JSON.stringify(review)), review };
+}
+
+/**
+ * The API server's JSON encoder (Go encoding/json) escapes <, > and & as \u003c, \u003e, \u0026
+ * (the capture's review.json has them decoded): send the bytes the webhook really gets.
+ */
+function encodeLikeGo(json: string): string {
+  return json.replace(/[<>&\u2028\u2029]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**

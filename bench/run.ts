@@ -2,8 +2,10 @@
 // the body), on the same machine, TLS key type, keep-alive connections and fixtures. Prints a table of
 // webhook/floor ratios and writes the full result to bench/results/ (git-ignored).
 //
-// Knobs (environment): BENCH_DURATION seconds per measured run (default 8), BENCH_CONNECTIONS
-// (default 10), BENCH_PROFILE=1 to start the webhook with --cpu-prof (profiles in bench/results/).
+// Knobs (environment): BENCH_DURATION seconds per measured run (default 4), BENCH_ROUNDS (default 3:
+// floor and webhook alternate, each metric is the median of the rounds), BENCH_CONNECTIONS
+// (default 10), BENCH_FIXTURES=typical,... to measure only some fixtures (the small, typical and large
+// ones by default), BENCH_PROFILE=1 to start the webhook with --cpu-prof (profiles in bench/results/).
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
@@ -25,7 +27,8 @@ const CLI = join(ROOT, 'dist/cli.js');
 const FLOOR = join(ROOT, 'dist-bench/bench/floor-server.js');
 const RESULTS = join(ROOT, 'bench/results');
 
-const DURATION = Number(process.env.BENCH_DURATION ?? 8);
+const DURATION = Number(process.env.BENCH_DURATION ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const STARTS = 5;
@@ -137,26 +140,63 @@ async function verifyWebhook(port: number, ca: string, fixture: Fixture): Promis
   return paths.length;
 }
 
+/**
+ * Floor and webhook, one after the other, ROUNDS times (so a burst of load from elsewhere on the
+ * machine hits both alike), after one warm-up each. Each metric is the median over the rounds.
+ */
 async function measurePair(
   label: string,
   fixture: Fixture,
   servers: { floor: Started & { port: number }; webhook: Started & { port: number } },
   rate?: number,
-): Promise<{ floor: LoadResult; webhook: LoadResult }> {
-  const results: Partial<Record<'floor' | 'webhook', LoadResult>> = {};
-  for (const name of ['floor', 'webhook'] as const) {
-    const server = servers[name];
-    const common = { port: server.port, body: fixture.body, pid: server.pid, connections: CONNECTIONS, ...(rate === undefined ? {} : { rate }) };
-    await runLoad({ ...common, durationSeconds: 2 }); // warm-up: JIT, TLS sessions, heap growth
-    const result = await runLoad({ ...common, durationSeconds: DURATION });
-    if (result.errors > 0 || result.non2xx > 0) throw new Error(`${name} ${label} ${fixture.name}: ${result.errors} errors, ${result.non2xx} non-2xx answers`);
+): Promise<{ floor: LoadResult; webhook: LoadResult; rounds: { floor: LoadResult[]; webhook: LoadResult[] } }> {
+  const names = ['floor', 'webhook'] as const;
+  const options = (name: (typeof names)[number], durationSeconds: number) => ({
+    port: servers[name].port,
+    body: fixture.body,
+    pid: servers[name].pid,
+    connections: CONNECTIONS,
+    durationSeconds,
+    ...(rate === undefined ? {} : { rate }),
+  });
+  for (const name of names) await runLoad(options(name, 2)); // warm-up: JIT, TLS sessions, heap growth
+  const rounds = { floor: [] as LoadResult[], webhook: [] as LoadResult[] };
+  for (let round = 0; round < ROUNDS; round += 1) {
+    for (const name of names) {
+      const result = await runLoad(options(name, DURATION));
+      if (result.errors > 0 || result.non2xx > 0) throw new Error(`${name} ${label} ${fixture.name}: ${result.errors} errors, ${result.non2xx} non-2xx answers`);
+      rounds[name].push(result);
+    }
+  }
+  const floor = medianResult(rounds.floor);
+  const webhook = medianResult(rounds.webhook);
+  for (const [name, result] of [['floor', floor], ['webhook', webhook]] as const) {
     log(
       `${label} ${fixture.name} ${name}: ${result.throughput.toFixed(0)} req/s, p50 ${result.latencyMs.p50.toFixed(2)} ms, ` +
         `p99 ${result.latencyMs.p99.toFixed(2)} ms, server CPU ${((result.serverCpu ?? 0) * 100).toFixed(0)}%, load CPU ${(result.loadCpu * 100).toFixed(0)}%`,
     );
-    results[name] = result;
   }
-  return results as { floor: LoadResult; webhook: LoadResult };
+  return { floor, webhook, rounds };
+}
+
+/** Each field's median over the rounds (the largest RSS seen, and the total of errors). */
+function medianResult(results: LoadResult[]): LoadResult {
+  const of = (pick: (result: LoadResult) => number | undefined): number => median(results.map(pick).filter((v): v is number => v !== undefined));
+  return {
+    requests: results.reduce((sum, result) => sum + result.requests, 0),
+    throughput: of((result) => result.throughput),
+    latencyMs: {
+      p50: of((result) => result.latencyMs.p50),
+      p90: of((result) => result.latencyMs.p90),
+      p99: of((result) => result.latencyMs.p99),
+      max: of((result) => result.latencyMs.max),
+    },
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
+    non2xx: results.reduce((sum, result) => sum + result.non2xx, 0),
+    serverCpu: of((result) => result.serverCpu),
+    loadCpu: of((result) => result.loadCpu),
+    maxRssBytes: Math.max(...results.map((result) => result.maxRssBytes ?? 0)),
+  };
 }
 
 function median(values: number[]): number {
@@ -171,8 +211,10 @@ async function main(): Promise<void> {
   await mkdir(RESULTS, { recursive: true });
   const pin = pinCores();
   log(pin.note);
-  const fixtures = buildFixtures(findTypicalReview(ROOT));
-  const typical = fixtures.find((fixture) => fixture.name === 'typical');
+  const allFixtures = buildFixtures(findTypicalReview(ROOT));
+  const wanted = (process.env.BENCH_FIXTURES ?? '').split(',').filter(Boolean);
+  const fixtures = wanted.length === 0 ? allFixtures : allFixtures.filter((fixture) => wanted.includes(fixture.name));
+  const typical = allFixtures.find((fixture) => fixture.name === 'typical');
   if (typical === undefined) throw new Error('no typical fixture');
   const paths = await prepare(typical.review.request.namespace);
   const ca = await readFile(paths.certs.caCert, 'utf8');
@@ -184,8 +226,9 @@ async function main(): Promise<void> {
   for (const fixture of fixtures) patchOperations[fixture.name] = await verifyWebhook(webhook.port, ca, fixture);
   if ((await post(floor.port, ca, typical.body)).status !== 200) throw new Error('the floor did not answer');
 
-  const saturation: Record<string, { floor: LoadResult; webhook: LoadResult }> = {};
-  const fixedRate: Record<string, { rate: number; floor: LoadResult; webhook: LoadResult }> = {};
+  type Pair = Awaited<ReturnType<typeof measurePair>>;
+  const saturation: Record<string, Pair> = {};
+  const fixedRate: Record<string, Pair & { rate: number }> = {};
   try {
     for (const fixture of fixtures) saturation[fixture.name] = await measurePair('saturation', fixture, { floor, webhook });
     for (const fixture of fixtures) {
@@ -205,7 +248,7 @@ async function main(): Promise<void> {
     const idleRssBytes = readRss(many.pid);
     const common = { port: many.port, body: typical.body, pid: many.pid, connections: CONNECTIONS };
     await runLoad({ ...common, durationSeconds: 2 });
-    const load = await runLoad({ ...common, durationSeconds: Math.max(2, Math.round(DURATION / 2)) });
+    const load = await runLoad({ ...common, durationSeconds: DURATION });
     manyNamespaces = { readyMs: many.readyMs, idleRssBytes, loadedRssBytes: load.maxRssBytes, peakRssBytes: readPeakRss(many.pid), load };
     log(`10k namespaces: ready in ${many.readyMs.toFixed(0)} ms, RSS idle ${((idleRssBytes ?? 0) / MB).toFixed(1)} MB, under load ${((load.maxRssBytes ?? 0) / MB).toFixed(1)} MB`);
   } finally {
@@ -291,14 +334,15 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nbuildkite-ecr-injector benchmark, ${startedAt.toISOString()}\n` +
       `machine: ${machine.nproc} cores, ${machine.cpu}, Node ${machine.node}; ${pin.note}\n` +
-      `${CONNECTIONS} keep-alive connections, ${DURATION} s per run after a 2 s warm-up; webhook log: ${(logBytes / MB).toFixed(1)} MB of audit lines\n\n` +
+      `${CONNECTIONS} keep-alive connections; median of ${ROUNDS} alternating ${DURATION} s runs after a 2 s warm-up; ` +
+      `webhook log: ${(logBytes / MB).toFixed(1)} MB of audit lines\n\n` +
       `${table}\n`,
   );
   const result = {
     startedAt: startedAt.toISOString(),
     machine,
     pinning: pin.note,
-    settings: { durationSeconds: DURATION, connections: CONNECTIONS, profile: PROFILE },
+    settings: { durationSeconds: DURATION, rounds: ROUNDS, connections: CONNECTIONS, profile: PROFILE },
     fixtures: Object.fromEntries(fixtures.map((fixture) => [fixture.name, { bytes: fixture.body.length, patchOperations: patchOperations[fixture.name] }])),
     saturation,
     fixedRate,
