@@ -5,7 +5,6 @@ import fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import { STATUS_CODES } from 'node:http';
 import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { TlsOptions } from 'node:tls';
-import secureJsonParse from 'secure-json-parse';
 import {
   buildReviewResponse,
   describeEnvelopeProblem,
@@ -19,6 +18,7 @@ import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import type { LookupResult } from './metrics.js';
 import type { NamespaceLabelSource } from './namespaces.js';
+import { parseJsonBody } from './json-body.js';
 import { createPatchGuard } from './patch.js';
 import type { Labels } from './pod.js';
 
@@ -122,13 +122,14 @@ export function buildApp(options: AppOptions): FastifyInstance {
     done(null, payload);
   });
 
-  // Only JSON is an AdmissionReview; anything else gets 415 from Fastify. Our own JSON parser (still
-  // secure-json-parse, as Fastify's) so that a bad body is answered with what exactly is wrong.
+  // Only JSON is an AdmissionReview; anything else gets 415 from Fastify. Our own JSON parser (plain
+  // JSON.parse unless a poisoned key could hide, else secure-json-parse, see json-body.ts) so that a
+  // bad body is answered with what exactly is wrong.
   app.removeContentTypeParser(['text/plain', 'application/json']);
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     if (body === '') return done(badRequest('request body is empty'), undefined);
     try {
-      done(null, secureJsonParse.parse(body, undefined, { protoAction: 'error', constructorAction: 'error' }));
+      done(null, parseJsonBody(body as string));
     } catch (error) {
       done(badRequest(`malformed JSON: ${describeJsonError(error as Error)}`), undefined);
     }
