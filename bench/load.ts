@@ -24,6 +24,11 @@ export interface LoadResult {
   non2xx: number;
   /** Share of one core the server used (1 = saturated). */
   serverCpu: number | undefined;
+  /**
+   * Server CPU time per answered request, in µs. Unlike req/s this does not depend on how much of
+   * its core the server got, so it stays comparable when other work shares the machine.
+   */
+  cpuUsPerRequest: number | undefined;
   /** Share of one core the load generator used; near 1 means it, not the server, was the limit. */
   loadCpu: number;
   maxRssBytes: number | undefined;
@@ -57,6 +62,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
   });
   const wallSeconds = (performance.now() - started) / 1000;
   const cpuAfter = readCpuSeconds(options.pid);
+  const serverCpuSeconds = cpuBefore === undefined || cpuAfter === undefined ? undefined : cpuAfter - cpuBefore;
   const own = process.cpuUsage(ownBefore);
   return {
     requests: times.length,
@@ -64,7 +70,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     latencyMs: percentiles(times),
     errors: result.errors,
     non2xx: result.non2xx,
-    serverCpu: cpuBefore === undefined || cpuAfter === undefined ? undefined : (cpuAfter - cpuBefore) / wallSeconds,
+    serverCpu: serverCpuSeconds === undefined ? undefined : serverCpuSeconds / wallSeconds,
+    cpuUsPerRequest: serverCpuSeconds === undefined || times.length === 0 ? undefined : (serverCpuSeconds * 1e6) / times.length,
     loadCpu: (own.user + own.system) / 1e6 / wallSeconds,
     maxRssBytes: rss.stop(),
   };
