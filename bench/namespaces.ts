@@ -19,7 +19,7 @@ export function generateNamespaces(optedIn: string, count: number): Record<strin
     default: { 'kubernetes.io/metadata.name': 'default' },
     'kube-system': { 'kubernetes.io/metadata.name': 'kube-system' },
   };
-  for (let i = 0; Object.keys(namespaces).length < count; i += 1) {
+  for (let i = 0, size = Object.keys(namespaces).length; size < count; i += 1, size += 1) {
     const name = `team-${String(i).padStart(5, '0')}`;
     namespaces[name] =
       i % 10 === 0

@@ -334,7 +334,6 @@ async function main(): Promise<void> {
         decimals: 1,
         ...(fixture.name === 'typical' ? { target: { absolute: 50, text: '<= 50 µs' } } : {}),
       });
-      rows.push({ section: '', metric: 'decision+patch mean µs (with GC)', webhook: decision.meanUs, better: 'lower', decimals: 1 });
     }
   }
   const typicalSat = saturation.typical;
