@@ -229,6 +229,12 @@ async function main(): Promise<void> {
   const ca = await readFile(paths.certs.caCert, 'utf8');
   const startedAt = new Date();
 
+  // In-process decision + patch first, while this process's heap is small and no server runs.
+  const config = parseConfig(CONFIG);
+  const inProcess: Record<string, InProcessResult> = {};
+  for (const fixture of fixtures) {
+    inProcess[fixture.name] = measureDecision(fixture.body, optedInLabels(fixture.review.request.namespace), config);
+  }
   const floor = await startFloor(paths, pin);
   const webhook = await startWebhook(paths, pin, paths.namespaces, PROFILE);
   const patchOperations: Record<string, number> = {};
@@ -270,12 +276,6 @@ async function main(): Promise<void> {
     await stop(w.child);
   }
 
-  // In-process decision + patch, on this (the load generator's) core with nothing else running.
-  const config = parseConfig(CONFIG);
-  const inProcess: Record<string, InProcessResult> = {};
-  for (const fixture of fixtures) {
-    inProcess[fixture.name] = measureDecision(fixture.body, optedInLabels(fixture.review.request.namespace), config);
-  }
   await rm(paths.dir, { recursive: true, force: true });
 
   const rows: Row[] = [];
