@@ -86,6 +86,9 @@ async function startWebhook(paths: Paths, pin: Pinning, namespacesFile: string, 
     '--tls-key', paths.certs.key,
     '--host', '127.0.0.1',
     '--port', String(port),
+    // Metrics on, as deployed (each admission is observed), but on loopback.
+    '--metrics-host', '127.0.0.1',
+    '--metrics-port', String(await freePort()),
   ];
   const started = await startNode({ args, port, core: pin.serverCore, stdoutFile: join(paths.dir, 'webhook.log') });
   return { ...started, port };
