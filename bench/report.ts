@@ -7,6 +7,8 @@ export interface Row {
   /** Smaller is better (latency, memory) or larger is better (throughput). */
   better: 'lower' | 'higher';
   target?: { ratio?: number; absolute?: number; text: string };
+  /** Why the target counts as missed whatever the numbers say (e.g. the rate was not kept). */
+  void?: string;
   decimals?: number;
 }
 
@@ -16,6 +18,7 @@ export function ratioOf(row: Row): number | undefined {
 
 export function meetsTarget(row: Row): boolean | undefined {
   if (row.target === undefined) return undefined;
+  if (row.void !== undefined) return false;
   const value = row.target.ratio !== undefined ? ratioOf(row) : row.webhook;
   const limit = row.target.ratio ?? row.target.absolute;
   if (value === undefined || limit === undefined) return undefined;
@@ -34,7 +37,7 @@ export function formatTable(rows: Row[]): string {
       row.floor === undefined ? '' : row.floor.toFixed(decimals),
       row.webhook.toFixed(decimals),
       ratio === undefined ? '' : `${ratio.toFixed(2)}x`,
-      row.target === undefined ? '' : `${row.target.text} ${met ? 'met' : 'MISSED'}`,
+      row.target === undefined ? '' : `${row.target.text} ${met ? 'met' : 'MISSED'}${row.void ? ` (${row.void})` : ''}`,
     ];
   });
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => (line[column] ?? '').length)));
