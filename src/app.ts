@@ -15,10 +15,10 @@ import {
   type AdmissionReview,
 } from './admission.js';
 import type { Config } from './config.js';
+import { parseJsonBody } from './json-body.js';
 import type { Logger } from './log.js';
 import type { LookupResult } from './metrics.js';
 import type { NamespaceLabelSource } from './namespaces.js';
-import { parseJsonBody } from './json-body.js';
 import { createPatchGuard } from './patch.js';
 import type { Labels } from './pod.js';
 
