@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', '.tap/', 'node_modules/', 'certs/', '.bench-build/', '.soak-build/'] },
+  { ignores: ['dist/', 'dist-bench/', 'coverage/', '.tap/', 'node_modules/', 'certs/', '.bench-build/', '.soak-build/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

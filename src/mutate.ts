@@ -1,8 +1,13 @@
 // Owns "apply it": given a Pod and an injection plan, return a mutated copy plus what was injected and
 // the warnings to show. Pure: the input Pod is never modified, and running it on its own output
 // changes nothing (the webhook is reinvoked after other webhooks, see reinvocationPolicy: IfNeeded).
+//
+// Copy on write: the result shares every subtree it does not change with the input (managedFields,
+// volumes, env...), and copies only the objects on the paths it writes. Deep-cloning the whole Pod
+// cost more than the rest of a decision together, and fast-json-patch's compare() skips shared
+// subtrees by identity, so the diff costs what we touch rather than the size of the Pod.
 import type { Config } from './config.js';
-import { isPlainObject, selectContainers, type Container, type Pod } from './pod.js';
+import { isPlainObject, selectContainers, type Container, type PlacedContainer, type Pod, type PodSpec } from './pod.js';
 import { labelKeys, type InjectionPlan } from './policy.js';
 
 /** What one pass added; also the shape of the `<prefix>/injected` annotation (JSON). */
@@ -22,7 +27,7 @@ export interface MutationResult {
 const DEFAULT_SERVICE_ACCOUNT = 'default';
 
 export function mutatePod(original: Pod, plan: InjectionPlan, config: Config): MutationResult {
-  const pod = structuredClone(original);
+  const pod = copyForWriting(original);
   const injected: Injected = {};
   const warnings: string[] = [];
 
@@ -41,6 +46,26 @@ export function mutatePod(original: Pod, plan: InjectionPlan, config: Config): M
   }
   if (Object.keys(injected).length > 0) recordInjection(pod, injected, config);
   return { pod, injected, warnings };
+}
+
+/**
+ * A copy of the Pod whose root, metadata, spec and container lists are new objects; everything
+ * below them is shared. Writers below that level go through `writableContainer`, or replace a whole
+ * field with a new value (never push into a shared array).
+ */
+function copyForWriting(original: Pod): Pod {
+  const spec: PodSpec = { ...original.spec, containers: [...original.spec.containers] };
+  if (Array.isArray(original.spec.initContainers)) spec.initContainers = [...original.spec.initContainers];
+  return { ...original, metadata: { ...original.metadata }, spec };
+}
+
+/** The container at `placed`, copied into the Pod's (already copied) list so it may be written. */
+function writableContainer(pod: Pod, placed: PlacedContainer): Container {
+  const list = pod.spec[placed.list];
+  if (list === undefined) throw new Error(`spec.${placed.list} vanished while mutating`);
+  const copy = { ...placed.container };
+  list[placed.index] = copy;
+  return copy;
 }
 
 function applyServiceAccount(pod: Pod, wanted: string, config: Config, injected: Injected, warnings: string[]): void {
@@ -68,8 +93,9 @@ function applyEnvFrom(pod: Pod, secret: string, config: Config, injected: Inject
     return;
   }
   const changed: string[] = [];
-  for (const { container } of targets) {
-    if (hasSecretRef(container, secret)) continue;
+  for (const placed of targets) {
+    if (hasSecretRef(placed.container, secret)) continue;
+    const container = writableContainer(pod, placed);
     // Append: AWS keys from this Secret must not override anything the step set itself in env,
     // and env always wins over envFrom in Kubernetes.
     container.envFrom = [...(container.envFrom ?? []), { secretRef: { name: secret } }];
@@ -94,7 +120,9 @@ function applyPullSecret(pod: Pod, secret: string, injected: Injected): void {
 /** Merge this pass into the `<prefix>/injected` annotation so `kubectl get pod -o yaml` shows it. */
 function recordInjection(pod: Pod, injected: Injected, config: Config): void {
   const key = labelKeys(config.labelPrefix).injectedAnnotation;
-  const annotations = (pod.metadata.annotations ??= {});
+  // A new map: the input's annotations are shared with the original Pod.
+  const annotations: Record<string, string> = { ...pod.metadata.annotations };
+  pod.metadata.annotations = annotations;
   const previous = parseInjectedAnnotation(annotations[key]);
   const merged: Injected = { ...previous, ...injected };
   if (previous.envFrom && injected.envFrom && previous.envFrom.secret === injected.envFrom.secret) {
