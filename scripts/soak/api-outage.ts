@@ -12,7 +12,7 @@ import { FakeKubeApi, type KubeObject } from '../../test/helpers/fake-kube-api.j
 import { runLoad, tally } from './load.js';
 import type { ScenarioResult, SoakContext } from './scenario.js';
 import { issueServingCertificate } from './scenario.js';
-import { startWebhook, waitFor, type LogLine } from './webhook-process.js';
+import { startWebhook, stopWebhook, waitFor, type LogLine } from './webhook-process.js';
 
 const NAMESPACES = '/api/v1/namespaces';
 const BEFORE = 'buildkite-agent';
@@ -78,12 +78,7 @@ export async function apiOutage(context: SoakContext): Promise<ScenarioResult> {
   } finally {
     stop = true;
     await load.done;
-    webhook.child.kill('SIGTERM');
-    const exit = await Promise.race([webhook.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 30_000, undefined))]);
-    if (exit === undefined) {
-      webhook.kill();
-      problems.push('the webhook did not stop within 30 s of SIGTERM');
-    }
+    if (!(await stopWebhook(webhook))) problems.push('the webhook did not stop within 30 s of SIGTERM');
     await api.stop();
   }
 

@@ -6,7 +6,7 @@ import { mkdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runLoad, tally } from './load.js';
 import { fingerprintOf, issueServingCertificate, type ScenarioResult, type SoakContext } from './scenario.js';
-import { startWebhook, waitFor } from './webhook-process.js';
+import { startWebhook, stopWebhook, waitFor } from './webhook-process.js';
 
 export async function certificateRotation(context: SoakContext): Promise<ScenarioResult> {
   const problems: string[] = [];
@@ -73,12 +73,7 @@ export async function certificateRotation(context: SoakContext): Promise<Scenari
   } finally {
     stop = true;
     await load.done;
-    webhook.child.kill('SIGTERM');
-    const exit = await Promise.race([webhook.exited, new Promise<undefined>((resolve) => setTimeout(resolve, 30_000, undefined))]);
-    if (exit === undefined) {
-      webhook.kill();
-      problems.push('the webhook did not stop within 30 s of SIGTERM');
-    }
+    if (!(await stopWebhook(webhook))) problems.push('the webhook did not stop within 30 s of SIGTERM');
   }
   const requests = tally(load.records);
   if (requests.failed > 0) problems.push(`${requests.failed} requests failed`);

@@ -3,28 +3,16 @@
 // is reset or cut, the process exits 0 within the grace period, and new connections are refused
 // (ECONNREFUSED) from then on.
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { writeCertificates } from '../../src/certs.js';
 import { createAgent, makeReview, runLoad, sendReview, tally, type RequestRecord } from './load.js';
-import { issueServingCertificate, type ScenarioResult, type SoakContext } from './scenario.js';
-import { startWebhook, waitFor } from './webhook-process.js';
+import type { ScenarioResult, SoakContext } from './scenario.js';
+import { startWebhookWithNewCertificate, waitFor } from './webhook-process.js';
 
 const GRACE_SECONDS = 20;
 
 export async function sigtermUnderLoad(context: SoakContext): Promise<ScenarioResult> {
   const problems: string[] = [];
-  const paths = await writeCertificates(join(context.dir, 'tls'), {
-    ...(await issueServingCertificate(context.ca)),
-    caCert: context.ca.cert,
-    caKey: context.ca.key,
-  });
-  const webhook = await startWebhook({
-    certPath: paths.cert,
-    keyPath: paths.key,
-    namespacesPath: context.namespacesPath,
-    extraArgs: ['--grace-period', String(GRACE_SECONDS)],
-  });
+  const webhook = await startWebhookWithNewCertificate(context, ['--grace-period', String(GRACE_SECONDS)]);
   const target = { port: webhook.port, ca: context.ca.cert };
   const agent = createAgent(target);
   let exited = false;

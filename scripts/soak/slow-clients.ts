@@ -4,12 +4,10 @@
 // connections over --max-connections are dropped at once, and honest clients see zero failures
 // (those on open keep-alive connections even while the limit is full).
 import { connect as netConnect, type Socket } from 'node:net';
-import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { writeCertificates } from '../../src/certs.js';
 import { createAgent, runLoad, sendReview, tally, type RequestRecord } from './load.js';
-import { issueServingCertificate, type ScenarioResult, type SoakContext } from './scenario.js';
-import { startWebhook, waitFor } from './webhook-process.js';
+import type { ScenarioResult, SoakContext } from './scenario.js';
+import { startWebhookWithNewCertificate, stopWebhook, waitFor } from './webhook-process.js';
 
 const MAX_CONNECTIONS = 64;
 const KEEP_ALIVE_SECONDS = 3;
@@ -70,17 +68,7 @@ function openAttacker(kind: AttackKind, port: number, ca: string): Attacker {
 export async function slowAndIdleClients(context: SoakContext): Promise<ScenarioResult> {
   const problems: string[] = [];
   const figures: Record<string, string | number> = {};
-  const paths = await writeCertificates(join(context.dir, 'tls'), {
-    ...(await issueServingCertificate(context.ca)),
-    caCert: context.ca.cert,
-    caKey: context.ca.key,
-  });
-  const webhook = await startWebhook({
-    certPath: paths.cert,
-    keyPath: paths.key,
-    namespacesPath: context.namespacesPath,
-    extraArgs: ['--max-connections', String(MAX_CONNECTIONS), '--keep-alive-timeout', String(KEEP_ALIVE_SECONDS)],
-  });
+  const webhook = await startWebhookWithNewCertificate(context, ['--max-connections', String(MAX_CONNECTIONS), '--keep-alive-timeout', String(KEEP_ALIVE_SECONDS)]);
   const { port } = webhook;
   const ca = context.ca.cert;
   const target = { port, ca };
@@ -143,9 +131,7 @@ export async function slowAndIdleClients(context: SoakContext): Promise<Scenario
     await Promise.all([keepAliveLoad.done, freshLoad.done]);
     for (const attacker of [...attackers, ...flood]) attacker.socket.destroy();
     await agent.close();
-    webhook.child.kill('SIGTERM');
-    await Promise.race([webhook.exited, new Promise((resolve) => setTimeout(resolve, 30_000))]);
-    webhook.kill();
+    await stopWebhook(webhook);
   }
   const keepAlive = tally(keepAliveLoad.records);
   const fresh = tally(freshLoad.records);

@@ -1,7 +1,10 @@
 // Owns the webhook under soak: the built CLI (`node dist/cli.js serve`) as a real child process on
 // 127.0.0.1 with `--tls-mode files`, its JSON log lines read back as they come, and its exit.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { writeCertificates } from '../../src/certs.js';
+import { issueServingCertificate, type SoakContext } from './scenario.js';
 
 export interface LogLine {
   level: number;
@@ -105,6 +108,25 @@ export async function startWebhook(options: WebhookOptions): Promise<WebhookProc
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     },
   };
+}
+
+/** The usual set-up: a fresh serving certificate from the soak's CA in the scenario's folder, labels from the namespaces file. */
+export async function startWebhookWithNewCertificate(context: SoakContext, extraArgs: string[]): Promise<WebhookProcess> {
+  const paths = await writeCertificates(join(context.dir, 'tls'), {
+    ...(await issueServingCertificate(context.ca)),
+    caCert: context.ca.cert,
+    caKey: context.ca.key,
+  });
+  return startWebhook({ certPath: paths.cert, keyPath: paths.key, namespacesPath: context.namespacesPath, extraArgs });
+}
+
+/** SIGTERM the webhook and wait for it to exit; false (and a SIGKILL) when it is still running after `timeoutMs`. */
+export async function stopWebhook(webhook: WebhookProcess, timeoutMs = 30_000): Promise<boolean> {
+  webhook.child.kill('SIGTERM');
+  const exit = await Promise.race([webhook.exited, new Promise<undefined>((resolve) => setTimeout(resolve, timeoutMs, undefined))]);
+  if (exit !== undefined) return true;
+  webhook.kill();
+  return false;
 }
 
 /** Wait until `condition` holds, checking every 20 ms; false when `timeoutMs` passes first. */
