@@ -175,8 +175,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
     url: MUTATE_PATH,
     handler: (request, reply) =>
       reply
-      .code(405)
-      .header('allow', 'POST')
+        .code(405)
+        .header('allow', 'POST')
         .send({ statusCode: 405, error: 'Method Not Allowed', message: `${request.method} is not allowed on ${MUTATE_PATH}; use POST` }),
   });
 

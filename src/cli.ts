@@ -195,10 +195,19 @@ async function serve(flags: Flags): Promise<void> {
   }
 }
 
+/** The Kubernetes client config from --kubeconfig, or in-cluster in a Pod; undefined when neither applies. */
+function clusterConfig(flags: Flags): KubeConfig | undefined {
+  try {
+    return loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) });
+  } catch (error) {
+    throw new UsageError(`cannot load the Kubernetes client configuration: ${(error as Error).message}`);
+  }
+}
+
 function selfSignedSettings(flags: Flags): TlsSettings {
   const namespace = process.env.POD_NAMESPACE;
   if (!namespace) throw new UsageError('--tls-mode self-signed needs POD_NAMESPACE (the downward API field metadata.namespace)');
-  const kubeConfig = loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) });
+  const kubeConfig = clusterConfig(flags);
   if (!kubeConfig) throw new UsageError('--tls-mode self-signed needs the Kubernetes API: run in a Pod or pass --kubeconfig FILE');
   return {
     mode: 'self-signed',
@@ -219,12 +228,7 @@ function namespaceSettings(flags: Flags, log: Logger): ServeOptions['namespaces'
     if (flags.kubeconfig || inCluster) log.info({ file: flags.namespaces }, 'namespace labels come from --namespaces; the cluster is not read');
     return { file: flags.namespaces };
   }
-  let kubeConfig: KubeConfig | undefined;
-  try {
-    kubeConfig = loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster });
-  } catch (error) {
-    throw new UsageError(`cannot load the Kubernetes client configuration: ${(error as Error).message}`);
-  }
+  const kubeConfig = clusterConfig(flags);
   if (kubeConfig === undefined) {
     throw new UsageError('serve needs --namespaces FILE (local runs) or --kubeconfig FILE, or must run in a Pod (in-cluster config)');
   }
