@@ -2,10 +2,10 @@
 // guard, base64) on a freshly parsed request (as each HTTP request brings one), timed one call at a
 // time, without HTTP or logging. The median is the typical call; the mean (in the JSON result only)
 // also carries collections of the parse's garbage, so it overstates the decision's own cost.
-import { reviewAdmission, type AdmissionRequest } from '../src/admission.js';
-import type { Config } from '../src/config.js';
-import { createPatchGuard } from '../src/patch.js';
-import type { Labels } from '../src/pod.js';
+import { reviewAdmission, type AdmissionRequest } from '../src/webhook/admission.js';
+import type { Config } from '../src/webhook/config.js';
+import { createPatchGuard } from '../src/webhook/patch.js';
+import type { Labels } from '../src/webhook/pod.js';
 
 export interface InProcessResult {
   iterations: number;

@@ -8,7 +8,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from '../src/log.js';
-import { InformerNamespaceSource } from '../src/namespace-informer.js';
+import { InformerNamespaceSource } from '../src/kube/namespace-informer.js';
 import { FakeKubeApi, type KubeObject } from '../test/helpers/fake-kube-api.js';
 
 const self = fileURLToPath(import.meta.url);

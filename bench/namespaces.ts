@@ -1,6 +1,6 @@
 // Owns the benchmark's namespaces: the opted-in one the fixtures are created in (all three
 // injections) and, for the memory measurement, a large cluster's worth of others.
-import type { Labels } from '../src/pod.js';
+import type { Labels } from '../src/webhook/pod.js';
 
 export function optedInLabels(namespace: string): Labels {
   return {

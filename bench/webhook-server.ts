@@ -2,11 +2,11 @@
 // cache of many namespaces, the way the cluster informer holds them: measures what the cache costs
 // without the start-up residue of parsing a 10,000-namespace YAML file.
 // Usage: node webhook-server.js PORT CERT KEY CONFIG OPTED_IN_NAMESPACE COUNT
-import { loadConfig } from '../src/config.js';
+import { loadConfig } from '../src/files/config-file.js';
 import { createLogger } from '../src/log.js';
-import { StaticNamespaceSource } from '../src/namespaces.js';
-import type { Labels } from '../src/pod.js';
-import { startServer } from '../src/server.js';
+import { StaticNamespaceSource } from '../src/webhook/namespace-labels.js';
+import type { Labels } from '../src/webhook/pod.js';
+import { startServer } from '../src/http/server.js';
 import { generateNamespaces } from './namespaces.js';
 
 const [port, certPath, keyPath, configPath, optedIn, count] = process.argv.slice(2);

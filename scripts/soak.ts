@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { generateCertificates } from '../src/certs.js';
+import { generateCertificates } from '../src/certs/generate.js';
 import { apiOutage } from './soak/api-outage.js';
 import { certificateRotation } from './soak/cert-rotation.js';
 import { formatResult, type Scenario, type ScenarioResult } from './soak/scenario.js';

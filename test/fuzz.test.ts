@@ -23,7 +23,7 @@ const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : 20_261_125;
 const RUNS = process.env.FUZZ_RUNS ? Number(process.env.FUZZ_RUNS) : 2_000;
 
 // The paths this webhook may write (label prefix buildkite-ecr-injector), written out independently
-// of src/patch.ts so that a bug there cannot hide here.
+// of src/webhook/patch.ts so that a bug there cannot hide here.
 const ALLOWED_PATHS = [
   /^\/spec\/serviceAccountName$/,
   /^\/spec\/serviceAccount$/,

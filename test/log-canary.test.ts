@@ -5,8 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
-import type { NamespaceLabelSource } from '../src/namespaces.js';
-import type { Labels } from '../src/pod.js';
+import type { NamespaceLabelSource } from '../src/webhook/namespace-labels.js';
+import type { Labels } from '../src/webhook/pod.js';
 import { OPTED_IN_NAMESPACES, requestOnce, startTestWebhook } from './helpers/tls-webhook.js';
 
 type Json = Record<string, unknown>;

@@ -14,8 +14,8 @@ import type { IClusterRoleBinding, IPolicyRule, IRoleBinding } from 'kubernetes-
 import type { IConfigMap, IContainer, IPodSpec, IService } from 'kubernetes-models/v1';
 import type { ICertificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import { parse as parseYaml } from 'yaml';
-import { DEFAULT_EXCLUDED_NAMESPACES, parseConfig, withExcludedNamespace, type Config } from '../src/config.js';
-import { labelKeys, resolvePolicy } from '../src/policy.js';
+import { DEFAULT_EXCLUDED_NAMESPACES, parseConfig, withExcludedNamespace, type Config } from '../src/webhook/config.js';
+import { labelKeys, resolvePolicy } from '../src/webhook/policy.js';
 import {
   renderKustomization,
   restrictedViolations,

@@ -1,7 +1,7 @@
 // Owns what every soak scenario shares: its inputs (a CA and a folder), its result (the request
 // figures, extra figures, and the list of broken criteria), and how a result is printed.
 import { X509Certificate } from 'node:crypto';
-import { generateCertificates, type CertificateSet } from '../../src/certs.js';
+import { generateCertificates, type CertificateSet } from '../../src/certs/generate.js';
 import type { Tally } from './load.js';
 
 export interface SoakContext {

@@ -3,7 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { writeCertificates } from '../../src/certs.js';
+import { writeCertificates } from '../../src/certs/generate.js';
 import { issueServingCertificate, type SoakContext } from './scenario.js';
 
 export interface LogLine {

@@ -3,7 +3,7 @@
 // a fake clock, a metrics recorder, and polling with a deadline.
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Test } from 'tap';
-import type { CertificateKind, CertificateMetrics } from '../../src/cert-metrics.js';
+import type { CertificateKind, CertificateMetrics } from '../../src/certs/cert-metrics.js';
 import { FakeKubeApi, type KubeObject } from './fake-kube-api.js';
 
 export const NAMESPACE = 'buildkite-ecr-injector';

@@ -6,11 +6,11 @@ import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import selfsigned from 'selfsigned';
 import type { Test } from 'tap';
-import { generateCertificates, writeCertificates, type CertificateSet } from '../../src/certs.js';
-import { parseConfig, type Config } from '../../src/config.js';
-import { StaticNamespaceSource, type NamespaceLabelSource } from '../../src/namespaces.js';
-import type { Labels } from '../../src/pod.js';
-import { startServer, type RunningServer, type ServeOptions } from '../../src/server.js';
+import { generateCertificates, writeCertificates, type CertificateSet } from '../../src/certs/generate.js';
+import { parseConfig, type Config } from '../../src/webhook/config.js';
+import { StaticNamespaceSource, type NamespaceLabelSource } from '../../src/webhook/namespace-labels.js';
+import type { Labels } from '../../src/webhook/pod.js';
+import { startServer, type RunningServer, type ServeOptions } from '../../src/http/server.js';
 import { captureLog, type CapturedLog } from './log-capture.js';
 
 export const OPTED_IN_NAMESPACES: Record<string, Labels> = {
