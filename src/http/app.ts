@@ -11,6 +11,7 @@ import { parseJsonBody } from './json-body.js';
 import type { Logger } from '../log.js';
 import type { NamespaceLabelSource } from '../webhook/namespace-labels.js';
 import { createPatchGuard } from '../webhook/patch.js';
+import { annotationKeys } from '../webhook/pull-secret-status.js';
 import type { Labels } from '../webhook/pod.js';
 
 /**
@@ -235,6 +236,11 @@ async function decideWithLabels(
   } catch (error) {
     // Fail open: the policy turns "unknown" into an unchanged Pod with reason namespace-unknown.
     log.warn({ uid: request.uid, namespace, err: (error as Error).message }, 'namespace lookup failed');
+  }
+  // The refresher's report on the namespace's pull Secret, from the same cache (never an API call).
+  if (source.annotations) {
+    const key = annotationKeys(context.config.labelPrefix).pullSecretStatus;
+    context = { ...context, pullSecretStatus: { annotation: source.annotations(namespace)?.[key], now: new Date() } };
   }
   const outcome = reviewAdmission(request, cached, context);
   if (cached !== undefined || outcome.audit.reason !== 'namespace-unknown' || source.fetch === undefined) {

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import { startMetricsServer, type MetricsServer } from '../metrics.js';
 import type { Config } from '../webhook/config.js';
 import type { NamespaceLabelSource } from '../webhook/namespace-labels.js';
+import { annotationKeys } from '../webhook/pull-secret-status.js';
 import { buildApp, type ConnectionLimits } from './app.js';
 import { FileClientCaSource } from './client-ca.js';
 import { DEFAULT_TLS_POLICY, secureContextOptions, serverTlsOptions, type TlsPolicy } from './tls-policy.js';
@@ -153,6 +154,8 @@ async function openNamespaces(options: ServeOptions, metrics: Metrics): Promise<
     kubeConfig: namespaces.kubeConfig,
     log,
     onRestart: () => metrics.informerRestarted(),
+    // The refresher's report, read per admission to warn about a stale pull Secret.
+    keepAnnotations: [annotationKeys(options.config.labelPrefix).pullSecretStatus],
   });
 }
 

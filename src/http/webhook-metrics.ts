@@ -53,6 +53,13 @@ export function createMetrics(options: RegistryOptions = {}): Metrics {
     registers: [registry],
   });
   for (const result of LOOKUP_RESULTS) lookups.inc({ result }, 0);
+  const pullSecretWarnings = new Counter({
+    name: `${METRIC_PREFIX}pull_secret_warnings_total`,
+    help: 'Admissions that warned: the pull Secret the Pod gets is reported expired, failing or unmanaged by the refresher.',
+    labelNames: ['problem'] as const,
+    registers: [registry],
+  });
+  for (const problem of ['expired', 'failing', 'unmanaged']) pullSecretWarnings.inc({ problem }, 0);
   const restarts = new Counter({
     name: `${METRIC_PREFIX}informer_restarts_total`,
     help: 'Times the namespace informer was restarted after an error.',
@@ -107,6 +114,7 @@ export function createMetrics(options: RegistryOptions = {}): Metrics {
       admissions.inc({ decision: outcome.audit.decision, reason: outcome.audit.reason });
       duration.observe(durationSeconds);
       if (outcome.error) errors.inc();
+      if (outcome.audit.pullSecretProblem) pullSecretWarnings.inc({ problem: outcome.audit.pullSecretProblem });
     },
     observeLookup(result) {
       lookups.inc({ result });

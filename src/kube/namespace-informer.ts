@@ -1,7 +1,8 @@
 // Owns namespace labels read from the cluster: a client-node ListWatch (list + watch) over Namespaces
-// that keeps only name -> frozen labels, restarts itself with capped exponential backoff, re-lists on
-// 410 Gone and keeps serving the last known labels while the API server is away. A namespace the
-// cache does not know yet gets one de-duplicated direct read with a short timeout (`fetch`).
+// that keeps only name -> frozen labels (and the few annotations asked for), restarts itself with
+// capped exponential backoff, re-lists on 410 Gone and keeps serving the last known labels while the
+// API server is away. A namespace the cache does not know yet gets one de-duplicated direct read with
+// a short timeout (`fetch`).
 import {
   ApiException,
   CoreV1Api,
@@ -22,11 +23,13 @@ import type { Labels } from '../webhook/pod.js';
 
 export type InformerState = 'loading' | 'synced' | 'reconnecting' | 'stopped';
 
+type Annotations = Readonly<Record<string, string>>;
+
 /** What the ListWatch keeps per namespace: just enough to diff versions and carry the labels. */
 interface SlimNamespace {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; resourceVersion?: string; labels: Labels };
+  metadata: { name: string; resourceVersion?: string; labels: Labels; annotations?: Annotations };
 }
 
 export interface InformerSourceOptions {
@@ -45,6 +48,13 @@ export interface InformerSourceOptions {
   backoffMaxMs?: number;
   /** Called each time the informer is restarted after an error (metrics). */
   onRestart?: () => void;
+  /**
+   * Annotation keys to keep besides the labels (the pull-secret-status the refresher writes); every
+   * other annotation is dropped as it arrives, so the cache stays small. Default none.
+   */
+  keepAnnotations?: readonly string[];
+  /** Called with a namespace's name whenever what is kept of it may have changed, or it is gone. */
+  onChange?: (namespace: string) => void;
 }
 
 export class NamespaceLookupError extends Error {
@@ -57,6 +67,9 @@ const LIST_PAGE_SIZE = 500;
 
 export class InformerNamespaceSource implements NamespaceLabelSource {
   readonly #labels = new Map<string, Labels>();
+  /** Only namespaces that carry a kept annotation have an entry. */
+  readonly #annotations = new Map<string, Annotations>();
+  readonly #keep: readonly string[];
   readonly #inflight = new Map<string, Promise<Labels | undefined>>();
   readonly #core: CoreV1Api;
   readonly #watch: SlimWatch;
@@ -75,6 +88,7 @@ export class InformerNamespaceSource implements NamespaceLabelSource {
   private constructor(options: InformerSourceOptions) {
     this.#options = options;
     this.#log = options.log;
+    this.#keep = options.keepAnnotations ?? [];
     this.#core = options.kubeConfig.makeApiClient(CoreV1Api);
     this.#backoffPolicy = new ExponentialBackoff({
       initialDelay: options.backoffInitialMs ?? 500,
@@ -84,12 +98,20 @@ export class InformerNamespaceSource implements NamespaceLabelSource {
       timeoutSeconds: options.watchTimeoutSeconds ?? 300,
       graceMs: options.watchGraceMs ?? 30_000,
       onConnected: () => this.#onWatchConnected(),
+      keepAnnotations: this.#keep,
     });
     this.#listWatch = new ListWatch<SlimNamespace>(NAMESPACES_PATH, this.#watch, () => this.#list(), false);
-    const remember = (namespace: SlimNamespace) => this.#labels.set(namespace.metadata.name, namespace.metadata.labels);
+    const remember = (namespace: SlimNamespace) => {
+      this.#remember(namespace);
+      options.onChange?.(namespace.metadata.name);
+    };
     this.#listWatch.on('add', remember);
     this.#listWatch.on('update', remember);
-    this.#listWatch.on('delete', (namespace) => this.#labels.delete(namespace.metadata.name));
+    this.#listWatch.on('delete', (namespace) => {
+      this.#labels.delete(namespace.metadata.name);
+      this.#annotations.delete(namespace.metadata.name);
+      options.onChange?.(namespace.metadata.name);
+    });
     this.#listWatch.on('error', (error: unknown) => this.#onError(error));
   }
 
@@ -105,6 +127,22 @@ export class InformerNamespaceSource implements NamespaceLabelSource {
 
   get(namespace: string): Labels | undefined {
     return this.#labels.get(namespace);
+  }
+
+  annotations(namespace: string): Annotations | undefined {
+    return this.#annotations.get(namespace);
+  }
+
+  /** Every namespace in the cache (the refresher walks them all). */
+  names(): string[] {
+    return [...this.#labels.keys()];
+  }
+
+  #remember(namespace: SlimNamespace): void {
+    const { name, labels, annotations } = namespace.metadata;
+    this.#labels.set(name, labels);
+    if (annotations) this.#annotations.set(name, annotations);
+    else this.#annotations.delete(name);
   }
 
   /** One direct read for a namespace the cache does not know; concurrent callers share it. */
@@ -156,7 +194,7 @@ export class InformerNamespaceSource implements NamespaceLabelSource {
       throw new NamespaceLookupError(`reading namespace ${namespace} failed: ${why}`);
     }
     // The watch is authoritative: if it delivered this namespace while we were reading, keep its copy.
-    if (!this.#labels.has(namespace)) this.#labels.set(namespace, freezeLabels(found.metadata?.labels));
+    if (!this.#labels.has(namespace)) this.#remember(slim(found, this.#keep));
     return this.#labels.get(namespace);
   }
 
@@ -173,13 +211,15 @@ export class InformerNamespaceSource implements NamespaceLabelSource {
         { limit: LIST_PAGE_SIZE, ...(continueToken ? { _continue: continueToken } : {}) },
         abortAfter(this.#options.listTimeoutMs ?? 30_000),
       );
-      for (const namespace of list.items) items.push(slim(namespace));
+      for (const namespace of list.items) items.push(slim(namespace, this.#keep));
       continueToken = list.metadata?._continue || undefined;
     } while (continueToken !== undefined);
     // A list is a full snapshot: forget namespaces it no longer has (including ones only ever
     // fetched), and take its labels now rather than waiting for the ListWatch's callbacks.
+    // (The ListWatch reports what the list added, changed or removed to its callbacks: onChange.)
     this.#labels.clear();
-    for (const item of items) this.#labels.set(item.metadata.name, item.metadata.labels);
+    this.#annotations.clear();
+    for (const item of items) this.#remember(item);
     this.#markSynced();
     this.#log.info({ namespaces: items.length, resourceVersion: list.metadata?.resourceVersion }, 'namespace labels listed from the API server');
     // Every page carries the snapshot's resourceVersion: the watch starts from there.
@@ -226,6 +266,7 @@ interface SlimWatchOptions {
   timeoutSeconds: number;
   graceMs: number;
   onConnected: () => void;
+  keepAnnotations: readonly string[];
 }
 
 /**
@@ -274,7 +315,7 @@ class SlimWatch extends Watch {
         path,
         { ...queryParams, timeoutSeconds: serverTimeout, allowWatchBookmarks: true },
         (phase, object, raw) => {
-          if (!finished) callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? object : slim(object as V1Namespace), raw);
+          if (!finished) callback(phase, phase === 'ERROR' || phase === 'BOOKMARK' ? object : slim(object as V1Namespace, this.#options.keepAnnotations), raw);
         },
         finish,
       );
@@ -307,13 +348,19 @@ function abortedController(): AbortController {
   return controller;
 }
 
-function slim(namespace: V1Namespace): SlimNamespace {
+function slim(namespace: V1Namespace, keepAnnotations: readonly string[]): SlimNamespace {
   const metadata = namespace.metadata ?? {};
+  let annotations: Record<string, string> | undefined;
+  for (const key of keepAnnotations) {
+    const value = metadata.annotations?.[key];
+    if (value !== undefined) (annotations ??= {})[key] = value;
+  }
   return {
     metadata: {
       name: metadata.name ?? '',
       ...(metadata.resourceVersion !== undefined ? { resourceVersion: metadata.resourceVersion } : {}),
       labels: freezeLabels(metadata.labels),
+      ...(annotations ? { annotations: Object.freeze(annotations) } : {}),
     },
   };
 }

@@ -6,6 +6,7 @@ import { mutatePod, type Injected } from './mutate.js';
 import { createPatchGuard, diffPods, type Operation, type PatchGuard } from './patch.js';
 import { describePodShapeProblem, isPlainObject, type Labels, type Pod } from './pod.js';
 import { resolvePolicy, type SkipReason } from './policy.js';
+import { assessPullSecret, type PullSecretProblem } from './pull-secret-status.js';
 
 export const SUPPORTED_API_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
 
@@ -58,6 +59,8 @@ export interface AuditRecord {
   detail?: string;
   injected?: Injected;
   warnings?: string[];
+  /** The pull Secret this Pod gets is reported expired, failing or unmanaged by the refresher. */
+  pullSecretProblem?: PullSecretProblem;
 }
 
 export interface AdmissionOutcome {
@@ -117,6 +120,11 @@ export function formatWarning(text: string): string {
 export interface AdmissionContext {
   config: Config;
   guard?: PatchGuard;
+  /**
+   * The namespace's pull-secret-status annotation (written by the refresher) and the time to judge
+   * it by; without it no pull-Secret warning is given.
+   */
+  pullSecretStatus?: { annotation: string | undefined; now: Date };
 }
 
 /**
@@ -169,8 +177,10 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
   const mutation = mutatePod(pod, policy.plan, config);
   const operations = diffPods(pod, mutation.pod);
   (context.guard ?? createPatchGuard(config.labelPrefix)).check(operations);
-  const warnings = mutation.warnings.map(formatWarning);
-  const audit = auditBase(request, pod);
+  const status = context.pullSecretStatus;
+  const pullSecret = policy.plan.pullSecret !== null && status ? assessPullSecret(status.annotation, policy.plan.pullSecret, status.now) : undefined;
+  const warnings = [...mutation.warnings, ...(pullSecret ? [pullSecret.warning] : [])].map(formatWarning);
+  const audit = { ...auditBase(request, pod), ...(pullSecret ? { pullSecretProblem: pullSecret.problem } : {}) };
   if (operations.length === 0) {
     return {
       response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'unchanged', reason: 'already-present' } }, warnings),

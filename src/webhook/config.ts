@@ -1,7 +1,9 @@
 // Owns the webhook's configuration: its schema, its defaults, and the one place a document is
 // validated. The result is frozen; a bad document is refused with a message naming the field.
 // Reading the file is files/config-file.ts's job: the core never touches the disk.
+import parseDuration from 'parse-duration';
 import { z } from 'zod';
+import { parseRegistryHost, REGISTRY_HOST_EXAMPLE, roleArnPartition } from './ecr-registry.js';
 
 /** Container roles that `targetContainers` may name; anything else is taken as a container name. */
 export const CONTAINER_ROLES = ['command', 'checkout', 'agent', 'sidecar', 'init'] as const;
@@ -29,6 +31,42 @@ const kubernetesName = z
 const optionalName = z
   .union([kubernetesName, z.literal('none'), z.null()])
   .transform((v) => (v === 'none' ? null : v));
+
+/** ECR authorization tokens live 12 hours; a refresh must come before that. */
+export const ECR_TOKEN_LIFETIME_MS = 12 * 3_600_000;
+
+// A Go-style duration ("6h", "90m", "1h30m"), as Kubernetes and cert-manager write them.
+const DURATION = /^(\d+(\.\d+)?(ms|s|m|h))+$/;
+const duration = z
+  .string()
+  .regex(DURATION, 'must be a duration such as "6h", "90m" or "1h30m"')
+  .transform((text) => parseDuration(text) ?? Number.NaN);
+
+const registry = z
+  .object({
+    host: z.string().refine((host) => parseRegistryHost(host) !== undefined, `must be an ECR registry host such as ${REGISTRY_HOST_EXAMPLE} (.amazonaws.com.cn in China, dkr.ecr-fips for FIPS)`),
+    roleArn: z.string().refine((arn) => roleArnPartition(arn) !== undefined, 'must be an IAM role ARN such as arn:aws:iam::123456789012:role/ecr-pull').optional(),
+  })
+  .strict()
+  .transform((value) => ({ ...value, host: value.host.trim().toLowerCase() }))
+  .refine((value) => value.roleArn === undefined || roleArnPartition(value.roleArn) === parseRegistryHost(value.host)?.partition, {
+    message: 'roleArn must be in the same AWS partition as the registry (arn:aws-cn: for .amazonaws.com.cn hosts)',
+    path: ['roleArn'],
+  });
+
+/** What the pull-Secret refresher (`refresh`) keeps in every opted-in namespace. */
+const pullSecretsSchema = z
+  .object({
+    registries: z
+      .array(registry)
+      .default([])
+      .refine((list) => new Set(list.map((r) => r.host)).size === list.length, 'lists a host twice'),
+    refreshBefore: duration
+      .prefault('6h')
+      .refine((ms) => ms > 0 && ms < ECR_TOKEN_LIFETIME_MS, 'must be more than 0 and less than 12h (an ECR token lives 12 hours)'),
+  })
+  .strict()
+  .transform(({ registries, refreshBefore }) => ({ registries, refreshBeforeMs: refreshBefore }));
 
 const configSchema = z
   .object({
@@ -63,6 +101,7 @@ const configSchema = z
       .min(64 * 1024)
       .max(64 * 1024 * 1024)
       .default(8 * 1024 * 1024),
+    pullSecrets: pullSecretsSchema.prefault({}),
   })
   .strict();
 

@@ -521,3 +521,35 @@ t.test('a large cluster is listed in pages of 500 and every namespace is known',
   api.put(NAMESPACES, namespaceObject('ns-late', { [INJECT]: 'enabled' }));
   await until(() => source.get('ns-late') !== undefined, 'a watch from the list snapshot');
 });
+
+t.test('the refresher status annotation: kept alone of all annotations, and a stale pull Secret warns', async (t) => {
+  const c = await startCluster(t);
+  await until(() => c.source.isSynced(), 'the first list');
+  const STATUS = 'buildkite-ecr-injector/pull-secret-status';
+  const status = (state: string, expiresAt: string) =>
+    JSON.stringify({ secret: 'ecr-credentials', registries: ['123456789012.dkr.ecr.us-east-1.amazonaws.com'], state, expiresAt, refreshedAt: '2026-01-01T00:00:00.000Z' });
+  const buildkite = c.api.get(NAMESPACES, 'buildkite')!;
+  buildkite.metadata.labels = { ...buildkite.metadata.labels, 'buildkite-ecr-injector/pull-secret': 'ecr-credentials' };
+  buildkite.metadata.annotations = { ...buildkite.metadata.annotations, 'example.com/big': 'x'.repeat(10_000), [STATUS]: status('ready', '2099-01-01T00:00:00.000Z') };
+  c.api.put(NAMESPACES, buildkite);
+  await until(() => c.source.annotations('buildkite') !== undefined, 'the annotation over the watch');
+  t.same(c.source.annotations('buildkite'), { [STATUS]: status('ready', '2099-01-01T00:00:00.000Z') }, 'only the status annotation is kept');
+  t.equal(c.source.annotations('demo-plain'), undefined, 'a namespace without it keeps no annotations');
+  t.same((await c.admit('buildkite')).warnings, [], 'a fresh pull Secret: no warning');
+
+  buildkite.metadata.annotations[STATUS] = status('failing', '2020-01-01T00:00:00.000Z');
+  c.api.put(NAMESPACES, buildkite);
+  await until(() => c.source.annotations('buildkite')?.[STATUS]?.includes('failing') === true, 'the new status');
+  const answer = await c.admit('buildkite');
+  t.equal(answer.decision, 'injected', 'the Pod still gets its pull Secret');
+  t.match(answer.warnings, [/^buildkite-ecr-injector: pull Secret ecr-credentials expired at 2020-01-01T00:00:00.000Z/]);
+  const audit = c.logs.lines.filter((line) => line.msg === 'admission').at(-1);
+  t.equal(audit?.pullSecretProblem, 'expired', 'the audit line says so');
+  t.equal(sample(await c.scrape(), 'buildkite_ecr_injector_pull_secret_warnings_total', { problem: 'expired' }), 1);
+  t.equal(sample(await c.scrape(), 'buildkite_ecr_injector_pull_secret_warnings_total', { problem: 'unmanaged' }), 0);
+
+  delete buildkite.metadata.annotations[STATUS];
+  c.api.put(NAMESPACES, buildkite);
+  await until(() => c.source.annotations('buildkite') === undefined, 'the annotation removed');
+  t.same((await c.admit('buildkite')).warnings, [], 'no report: no warning');
+});
