@@ -1,7 +1,9 @@
 // A local HTTP server that speaks enough of the Kubernetes API for the webhook's client code: list
 // (paged with limit/continue when asked), get, create, update (with resourceVersion conflicts), patch
 // (JSON merge and JSON patch), delete, and watch as a chunked stream of newline-delimited events, with
-// 410 Gone for expired resourceVersions. Faults are injected on purpose: stop/start on the same port,
+// 410 Gone for expired resourceVersions. Lists and watches take label selectors (a watch reports an
+// object leaving or entering the selection as DELETED or ADDED, as the API server does) and work
+// across all namespaces (`/api/v1/secrets`); a Secret's type cannot be changed. Faults are injected on purpose: stop/start on the same port,
 // drop watch connections, expire history, fail the next N requests, stall or hold requests. Tests seed
 // it with real captured objects from ../fixtures/k8s-api.
 import { once } from 'node:events';
@@ -18,7 +20,16 @@ interface WatchEvent {
   type: 'ADDED' | 'MODIFIED' | 'DELETED';
   collection: string;
   object: KubeObject;
+  /** The object before a MODIFIED event: label-selector watches need both sides. */
+  previous?: KubeObject;
   resourceVersion: number;
+}
+
+interface Watcher {
+  collection: string;
+  fieldName: string | undefined;
+  selector: LabelSelector | undefined;
+  res: ServerResponse;
 }
 
 export interface RecordedRequest {
@@ -26,6 +37,8 @@ export interface RecordedRequest {
   path: string;
   query: URLSearchParams;
   watch: boolean;
+  /** The Authorization header: which client (kubeconfig token) made the request. */
+  authorization?: string;
   /** The HTTP status answered, once the response is complete. */
   status?: number;
 }
@@ -58,7 +71,7 @@ export class FakeKubeApi {
   #oldestWatchable = 0;
   readonly #collections = new Map<string, Map<string, KubeObject>>();
   readonly #events: WatchEvent[] = [];
-  readonly #watchers = new Set<{ collection: string; fieldName: string | undefined; res: ServerResponse }>();
+  readonly #watchers = new Set<Watcher>();
   readonly #sockets = new Set<Socket>();
   #failures: { count: number; status: number }[] = [];
   #stalled = false;
@@ -79,13 +92,13 @@ export class FakeKubeApi {
     return this.#port;
   }
 
-  /** A kubeconfig (YAML text) pointing at this server. */
-  kubeconfig(namespace = 'default'): string {
+  /** A kubeconfig (YAML text) pointing at this server; the token tells clients apart in `requests`. */
+  kubeconfig(namespace = 'default', token = 'fake-token'): string {
     return [
       'apiVersion: v1',
       'kind: Config',
       'clusters: [{name: fake, cluster: {server: "' + this.url + '", insecure-skip-tls-verify: true}}]',
-      'users: [{name: fake, user: {token: fake-token}}]',
+      `users: [{name: fake, user: {token: ${token}}}]`,
       `contexts: [{name: fake, context: {cluster: fake, user: fake, namespace: ${namespace}}}]`,
       'current-context: fake',
       '',
@@ -137,11 +150,11 @@ export class FakeKubeApi {
   /** Create or replace an object as a client would, emitting a watch event. */
   put(collection: string, object: KubeObject): KubeObject {
     const items = this.#collection(collection);
-    const existed = items.has(object.metadata.name);
+    const previous = items.get(object.metadata.name);
     const stored = structuredClone(object);
     stored.metadata.resourceVersion = String(++this.#resourceVersion);
     items.set(stored.metadata.name, stored);
-    this.#emit({ type: existed ? 'MODIFIED' : 'ADDED', collection, object: stored, resourceVersion: this.#resourceVersion });
+    this.#emit({ type: previous ? 'MODIFIED' : 'ADDED', collection, object: stored, ...(previous ? { previous } : {}), resourceVersion: this.#resourceVersion });
     return structuredClone(stored);
   }
 
@@ -207,16 +220,24 @@ export class FakeKubeApi {
   #emit(event: WatchEvent): void {
     this.#events.push(event);
     for (const watcher of this.#watchers) {
-      if (watcher.collection !== event.collection) continue;
-      if (watcher.fieldName !== undefined && watcher.fieldName !== event.object.metadata.name) continue;
-      watcher.res.write(`${JSON.stringify({ type: event.type, object: event.object })}\n`);
+      const type = eventFor(watcher, event);
+      if (type) watcher.res.write(`${JSON.stringify({ type, object: event.object })}\n`);
     }
+  }
+
+  /** Objects of a collection, or of every namespace's collection for a cluster-wide path. */
+  #select(collection: string): KubeObject[] {
+    const found: KubeObject[] = [];
+    for (const [path, items] of this.#collections) {
+      if (path === collection || clusterWidePath(path) === collection) for (const object of items.values()) found.push(structuredClone(object));
+    }
+    return found;
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://fake');
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
-    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, watch };
+    const recorded: RecordedRequest = { method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, watch, ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}) };
     this.requests.push(recorded);
     res.on('finish', () => (recorded.status = res.statusCode));
     if (this.#stalled) return;
@@ -236,8 +257,14 @@ export class FakeKubeApi {
     const name = isCollection ? undefined : last;
     const fieldName = parseNameSelector(url.searchParams.get('fieldSelector'));
 
-    if (isCollection && req.method === 'GET' && watch) return this.#watch(res, collection, url.searchParams, fieldName);
-    if (isCollection && req.method === 'GET') return this.#list(res, collection, fieldName, url.searchParams);
+    let selector: LabelSelector | undefined;
+    try {
+      selector = parseLabelSelector(url.searchParams.get('labelSelector'));
+    } catch (error) {
+      return sendStatus(res, 400, 'BadRequest', (error as Error).message);
+    }
+    if (isCollection && req.method === 'GET' && watch) return this.#watch(res, collection, url.searchParams, fieldName, selector);
+    if (isCollection && req.method === 'GET') return this.#list(res, collection, fieldName, url.searchParams, selector);
     if (isCollection && req.method === 'POST') return this.#create(res, collection, body as KubeObject);
     if (name === undefined) return sendStatus(res, 405, 'MethodNotAllowed', `${req.method} not supported on ${url.pathname}`);
     const current = this.#collections.get(collection)?.get(name);
@@ -252,6 +279,9 @@ export class FakeKubeApi {
       const expected = object?.metadata?.resourceVersion;
       if (expected !== undefined && expected !== current.metadata.resourceVersion) {
         return sendStatus(res, 409, 'Conflict', `the object has been modified; please apply your changes to the latest version`);
+      }
+      if (collection.endsWith('/secrets') && (object.type ?? 'Opaque') !== (current.type ?? 'Opaque')) {
+        return sendStatus(res, 422, 'Invalid', `Secret "${name}" is invalid: type: Invalid value: "${String(object.type)}": field is immutable`);
       }
       return sendJson(res, 200, this.put(collection, object));
     }
@@ -277,9 +307,9 @@ export class FakeKubeApi {
     return sendStatus(res, 405, 'MethodNotAllowed', `${req.method} not supported`);
   }
 
-  #list(res: ServerResponse, collection: string, fieldName: string | undefined, query: URLSearchParams): void {
+  #list(res: ServerResponse, collection: string, fieldName: string | undefined, query: URLSearchParams, selector: LabelSelector | undefined): void {
     const plural = collection.split('/').at(-1) ?? '';
-    let items = this.list(collection).filter((o) => fieldName === undefined || o.metadata.name === fieldName);
+    let items = this.#select(collection).filter((o) => (fieldName === undefined || o.metadata.name === fieldName) && selects(selector, o));
     // Paging (limit/continue) as the API server does it: pages in name order, every page carrying the
     // resourceVersion of the first. Unlike etcd, later pages see objects as they are now.
     let resourceVersion = String(this.#resourceVersion);
@@ -314,7 +344,7 @@ export class FakeKubeApi {
     sendJson(res, 201, this.put(collection, object));
   }
 
-  #watch(res: ServerResponse, collection: string, query: URLSearchParams, fieldName: string | undefined): void {
+  #watch(res: ServerResponse, collection: string, query: URLSearchParams, fieldName: string | undefined, selector: LabelSelector | undefined): void {
     const from = Number(query.get('resourceVersion') ?? '0');
     res.writeHead(200, { 'content-type': 'application/json', 'transfer-encoding': 'chunked' });
     // Send the headers now: clients (node-fetch) resolve the watch request on them.
@@ -325,12 +355,12 @@ export class FakeKubeApi {
       res.end(`${JSON.stringify({ type: 'ERROR', object: status })}\n`);
       return;
     }
+    const watcher: Watcher = { collection, fieldName, selector, res };
     for (const event of this.#events) {
-      if (event.collection !== collection || event.resourceVersion <= from) continue;
-      if (fieldName !== undefined && event.object.metadata.name !== fieldName) continue;
-      res.write(`${JSON.stringify({ type: event.type, object: event.object })}\n`);
+      if (event.resourceVersion <= from) continue;
+      const type = eventFor(watcher, event);
+      if (type) res.write(`${JSON.stringify({ type, object: event.object })}\n`);
     }
-    const watcher = { collection, fieldName, res };
     this.#watchers.add(watcher);
     const timeoutSeconds = Number(query.get('timeoutSeconds') ?? '0');
     const timer = timeoutSeconds > 0 ? setTimeout(() => res.end(), timeoutSeconds * 1000) : undefined;
@@ -339,6 +369,63 @@ export class FakeKubeApi {
       this.#watchers.delete(watcher);
     });
   }
+}
+
+/** `/api/v1/namespaces/NS/secrets` -> `/api/v1/secrets`; undefined for a path that is not namespaced. */
+function clusterWidePath(collection: string): string | undefined {
+  const match = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/[^/]+\/([^/]+)$/.exec(collection);
+  return match ? `${match[1]}/${match[2]}` : undefined;
+}
+
+/** What a watcher is told about an event: the API server turns selection changes into ADDED/DELETED. */
+function eventFor(watcher: Watcher, event: WatchEvent): WatchEvent['type'] | undefined {
+  if (watcher.collection !== event.collection && watcher.collection !== clusterWidePath(event.collection)) return undefined;
+  if (watcher.fieldName !== undefined && watcher.fieldName !== event.object.metadata.name) return undefined;
+  const now = selects(watcher.selector, event.object);
+  if (event.type !== 'MODIFIED') return now ? event.type : undefined;
+  const before = event.previous === undefined || selects(watcher.selector, event.previous);
+  if (now) return before ? 'MODIFIED' : 'ADDED';
+  return before ? 'DELETED' : undefined;
+}
+
+type LabelRequirement =
+  | { key: string; op: 'in' | 'notin'; values: string[] }
+  | { key: string; op: 'exists' | 'doesnotexist' };
+type LabelSelector = LabelRequirement[];
+
+/** The label selector syntax of the API (`a=b,c!=d,e,!f,g in (h,i),j notin (k)`). */
+function parseLabelSelector(text: string | null): LabelSelector | undefined {
+  if (text === null || text.trim() === '') return undefined;
+  const parts = text.match(/[^,(]+(\([^)]*\))?/g) ?? [];
+  return parts.map((raw) => {
+    const part = raw.trim();
+    let match: RegExpExecArray | null;
+    if ((match = /^([\w./-]+)\s*(==|=|!=)\s*([\w.-]*)$/.exec(part))) {
+      return { key: match[1]!, op: match[2] === '!=' ? 'notin' : 'in', values: [match[3]!] };
+    }
+    if ((match = /^([\w./-]+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(part))) {
+      return { key: match[1]!, op: match[2] as 'in' | 'notin', values: match[3]!.split(',').map((v) => v.trim()) };
+    }
+    if ((match = /^(!?)([\w./-]+)$/.exec(part))) return { key: match[2]!, op: match[1] ? 'doesnotexist' : 'exists' };
+    throw new Error(`unable to parse requirement: ${part}`);
+  });
+}
+
+function selects(selector: LabelSelector | undefined, object: KubeObject): boolean {
+  const labels = object.metadata.labels ?? {};
+  return (selector ?? []).every((requirement) => {
+    const value = labels[requirement.key];
+    switch (requirement.op) {
+      case 'in':
+        return value !== undefined && requirement.values.includes(value);
+      case 'notin':
+        return value === undefined || !requirement.values.includes(value);
+      case 'exists':
+        return value !== undefined;
+      case 'doesnotexist':
+        return value === undefined;
+    }
+  });
 }
 
 function parseNameSelector(selector: string | null): string | undefined {
