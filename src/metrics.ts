@@ -1,6 +1,7 @@
 // Owns what every long-running command shares for Prometheus: the metric name prefix, a registry of
 // its own per process part (never prom-client's global one, so tests can build several), and a tiny
-// plain-HTTP server that exposes it on its own port, away from the HTTPS admission port. Which
+// plain-HTTP server that exposes it on its own port, away from the HTTPS admission port (the same
+// server answers the refresher's probes on another port). Which
 // metrics exist is each command's business (the webhook's: http/webhook-metrics.ts).
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
@@ -28,26 +29,54 @@ export interface MetricsServer {
 
 /** Serve `GET /metrics` over plain HTTP (Prometheus scrapes it; it carries no secrets). */
 export async function startMetricsServer(source: { registry: Registry }, host: string, port: number, log: Logger): Promise<MetricsServer> {
+  return startPlainHttpServer(
+    {
+      '/metrics': async () => {
+        try {
+          return { status: 200, contentType: source.registry.contentType, body: await source.registry.metrics() };
+        } catch (error) {
+          log.error({ err: (error as Error).message }, 'collecting metrics failed');
+          return { status: 500, contentType: 'text/plain', body: 'collecting metrics failed\n' };
+        }
+      },
+    },
+    host,
+    port,
+    log,
+    'metrics',
+  );
+}
+
+export interface PlainAnswer {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+/** A tiny plain-HTTP server answering GET on a few paths (metrics, probes); 404 elsewhere. */
+export async function startPlainHttpServer(
+  routes: Record<string, () => PlainAnswer | Promise<PlainAnswer>>,
+  host: string,
+  port: number,
+  log: Logger,
+  what: string,
+): Promise<MetricsServer> {
+  const paths = Object.keys(routes).join(', ');
   const server: Server = createServer((request, response) => {
-    const path = (request.url ?? '/').split('?')[0];
-    if (request.method !== 'GET' || path !== '/metrics') {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try GET /metrics\n');
+    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    const route = request.method === 'GET' ? routes[path] : undefined;
+    if (route === undefined || !Object.hasOwn(routes, path)) {
+      response.writeHead(404, { 'content-type': 'text/plain' }).end(`not found; try GET ${paths}\n`);
       return;
     }
-    source.registry.metrics().then(
-      (text) => response.writeHead(200, { 'content-type': source.registry.contentType }).end(text),
-      (error: unknown) => {
-        log.error({ err: (error as Error).message }, 'collecting metrics failed');
-        response.writeHead(500, { 'content-type': 'text/plain' }).end('collecting metrics failed\n');
-      },
-    );
+    void Promise.resolve(route()).then((answer) => response.writeHead(answer.status, { 'content-type': answer.contentType }).end(answer.body));
   });
-  // Scrapes are short; an idle keep-alive connection must not hold shutdown.
+  // Scrapes and probes are short; an idle keep-alive connection must not hold shutdown.
   server.keepAliveTimeout = 5_000;
   server.listen(port, host);
   await once(server, 'listening');
   const bound = (server.address() as AddressInfo).port;
-  log.info({ host, port: bound }, 'metrics listening');
+  log.info({ host, port: bound }, `${what} listening`);
   return {
     port: bound,
     close: () =>

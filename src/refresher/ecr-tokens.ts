@@ -4,9 +4,12 @@
 // keys, IRSA's web identity token file, EKS Pod Identity); a registry with a roleArn first assumes
 // that role through STS (fromTemporaryCredentials over the same chain). The SDK itself honours
 // AWS_ENDPOINT_URL_ECR / _STS / AWS_ENDPOINT_URL and retries throttling with backoff, up to
-// `maxAttempts`; after that the reconciler's own backoff takes over.
+// `maxAttempts`. A group whose call failed is not asked again before its own backoff (capped
+// exponential with jitter) has passed: every namespace it covers gets the remembered error meanwhile,
+// so a throttled region sees one caller, not one per namespace.
 import { ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
 import { fromTemporaryCredentials } from '@aws-sdk/credential-providers';
+import { ExponentialBackoff, type IBackoff } from 'cockatiel';
 import type { Logger } from '../log.js';
 import type { EcrRegistry, Partition } from '../webhook/ecr-registry.js';
 import { tokenExpiry } from './docker-config.js';
@@ -44,6 +47,9 @@ export interface EcrTokensOptions {
   maxAttempts?: number;
   /** Called after every AWS call (metrics). */
   onCall?: (operation: 'GetAuthorizationToken', result: AwsCallResult, seconds: number) => void;
+  /** How long a failed group waits before AWS is asked again: first delay and cap (1 s, 5 min). */
+  failureBackoffInitialMs?: number;
+  failureBackoffMaxMs?: number;
 }
 
 /** A failed token request, with what the reconciler needs to say and to decide on. */
@@ -68,9 +74,12 @@ export class EcrTokens {
   readonly #clients = new Map<string, ECRClient>();
   readonly #tokens = new Map<string, EcrToken>();
   readonly #inflight = new Map<string, Promise<EcrToken>>();
+  readonly #failed = new Map<string, { error: EcrTokenError; retryAt: number; backoff: IBackoff<unknown> }>();
+  readonly #backoffPolicy: ExponentialBackoff<unknown>;
 
   constructor(options: EcrTokensOptions) {
     this.#options = options;
+    this.#backoffPolicy = new ExponentialBackoff({ initialDelay: options.failureBackoffInitialMs ?? 1_000, maxDelay: options.failureBackoffMaxMs ?? 300_000 });
   }
 
   /** A token for the group: the cached one until its refreshAt, else one call (shared by concurrent callers). */
@@ -78,6 +87,8 @@ export class EcrTokens {
     const now = this.#now();
     const cached = this.#tokens.get(group.key);
     if (cached && cached.refreshAt.getTime() > now) return Promise.resolve(cached);
+    const failed = this.#failed.get(group.key);
+    if (failed && failed.retryAt > now) return Promise.reject(failed.error);
     let pending = this.#inflight.get(group.key);
     if (!pending) {
       pending = this.#fetch(group).finally(() => this.#inflight.delete(group.key));
@@ -128,6 +139,8 @@ export class EcrTokens {
     } catch (error) {
       const failure = describeAwsError(error);
       onCall?.('GetAuthorizationToken', failure.throttled ? 'throttled' : 'error', seconds());
+      const backoff = (this.#failed.get(group.key)?.backoff ?? this.#backoffPolicy).next(undefined);
+      this.#failed.set(group.key, { error: failure, retryAt: this.#now() + backoff.duration, backoff });
       log.warn({ region: group.region, roleArn: group.roleArn, code: failure.code, err: failure.message }, 'ECR GetAuthorizationToken failed');
       throw failure;
     }
@@ -144,6 +157,7 @@ export class EcrTokens {
     const refreshAt = new Date(Math.min(expiresAt.getTime(), Math.max(expiresAt.getTime() - this.#options.refreshBeforeMs, now + MIN_TOKEN_REUSE_MS)));
     const token: EcrToken = { password, expiresAt, refreshAt };
     this.#tokens.set(group.key, token);
+    this.#failed.delete(group.key);
     log.info({ region: group.region, roleArn: group.roleArn, expiresAt: expiresAt.toISOString() }, 'ECR token obtained');
     return token;
   }

@@ -1,7 +1,8 @@
 // The refresher's AWS side with the real AWS SDK against a local ECR/STS endpoint reached through the
 // standard endpoint variables: the region from the registry host, one call per region and role shared
 // by every caller, cached until refreshBefore, static keys, AssumeRole for a roleArn, IRSA's web
-// identity token file, the generic AWS_ENDPOINT_URL, and throttling bounded by maxAttempts.
+// identity token file, the generic AWS_ENDPOINT_URL, and throttling bounded by maxAttempts and then
+// remembered for the group's backoff.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
@@ -29,7 +30,7 @@ const EAST_OTHER_ACCOUNT = '999999999999.dkr.ecr.us-east-1.amazonaws.com';
 const WEST = '210987654321.dkr.ecr.eu-west-1.amazonaws.com';
 const ROLE = 'arn:aws:iam::210987654321:role/ecr-pull';
 
-function tokens(options: { now?: () => number; maxAttempts?: number } = {}) {
+function tokens(options: { now?: () => number; maxAttempts?: number; failureBackoffInitialMs?: number; failureBackoffMaxMs?: number } = {}) {
   const captured = captureLog('trace');
   const calls: string[] = [];
   const source = new EcrTokens({ log: captured.log, refreshBeforeMs: 6 * 3_600_000, onCall: (op, result) => calls.push(`${op}:${result}`), ...options });
@@ -108,7 +109,7 @@ t.test('a token is fetched again once refreshBefore ahead of its expiry (fake cl
 
 t.test('throttling: the SDK retries up to maxAttempts, then a throttled error for the caller to back off', async (t) => {
   useEnv({ AWS_ACCESS_KEY_ID: STATIC_KEY, AWS_SECRET_ACCESS_KEY: 'static-secret' });
-  const { source, calls, captured } = tokens({ maxAttempts: 2 });
+  const { source, calls, captured } = tokens({ maxAttempts: 2, failureBackoffInitialMs: 50, failureBackoffMaxMs: 100 });
   fake.fail({ ...THROTTLING, count: Infinity });
   const error = await source.token(group(EAST)).catch((e: unknown) => e);
   t.ok(error instanceof EcrTokenError, 'an EcrTokenError');
@@ -117,7 +118,11 @@ t.test('throttling: the SDK retries up to maxAttempts, then a throttled error fo
   t.same(calls, ['GetAuthorizationToken:throttled']);
   t.ok(captured.lines.some((line) => line.includes('ECR GetAuthorizationToken failed')), 'logged');
   fake.clearFaults();
-  t.ok((await source.token(group(EAST))).password, 'the next call after the fault works');
+  t.equal(await source.token(group(EAST)).catch((e: unknown) => e), error, 'within the group backoff: the remembered error, without asking AWS');
+  t.equal(fake.ecrCalls().length, 2);
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  t.ok((await source.token(group(EAST))).password, 'after the backoff AWS is asked again');
+  t.equal(fake.ecrCalls().length, 3);
 });
 
 t.test('the docker config document: one auths entry per registry, read back', (t) => {
