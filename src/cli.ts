@@ -5,6 +5,7 @@
 import { certsUsage, certs } from './cli/certs.js';
 import { parseFlags, UsageError } from './cli/flags.js';
 import { mutateUsage, mutate } from './cli/mutate.js';
+import { refreshUsage, refresh } from './cli/refresh.js';
 import { serveUsage, serve } from './cli/serve.js';
 import { NamespaceFileError } from './files/namespaces-file.js';
 import { ClientCaError } from './http/client-ca.js';
@@ -17,10 +18,12 @@ Commands:
   serve    run the HTTPS admission webhook
   mutate   decide offline, exactly as the webhook would, for one Pod
   certs    write a CA and a serving certificate, print the caBundle
+  refresh  keep the ECR pull Secret fresh in every opted-in namespace (its own Deployment)
 
 ${serveUsage}
 ${mutateUsage}
-${certsUsage}`;
+${certsUsage}
+${refreshUsage}`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<void> {
       return mutate(flags, positionals);
     case 'certs':
       return certs(flags);
+    case 'refresh':
+      return refresh(flags);
     default:
       throw new UsageError(`unknown command ${command}`);
   }

@@ -23,6 +23,7 @@ export const OPTIONS = {
   namespaces: { type: 'string' },
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
+  'health-port': { type: 'string' },
   namespace: { type: 'string' },
   'namespace-labels': { type: 'string' },
   'grace-period': { type: 'string' },
@@ -52,7 +53,7 @@ export function parseFlags(args: string[]) {
 
 export function integerFlag(
   flags: Flags,
-  name: 'port' | 'metrics-port' | 'grace-period' | 'days' | 'max-connections' | 'keep-alive-timeout',
+  name: 'port' | 'metrics-port' | 'health-port' | 'grace-period' | 'days' | 'max-connections' | 'keep-alive-timeout',
   fallback: number,
   min: number,
   max: number,
