@@ -1,12 +1,18 @@
 // No env value, Secret data or whole object ever reaches a log line. Admissions carry unique canary
 // strings wherever a Pod or a Secret can hold a secret; they go through the real HTTPS server,
 // happy paths and error paths alike (4xx, malformed Pods, a label source failing in two places), with the
-// logger at trace level and its lines kept in memory; no line may hold any canary.
+// logger at trace level and its lines kept in memory; no line may hold any canary. The refresher
+// too: every ECR token the fake hands out (password and auth) and the content of Secrets it meets
+// are canaries, through writes, restores, unmanaged Secrets, AWS and API failures; no log line and no
+// status annotation may hold one.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import type { NamespaceLabelSource } from '../src/webhook/namespace-labels.js';
 import type { Labels } from '../src/webhook/pod.js';
+import { ACCESS_DENIED, THROTTLING } from './helpers/fake-aws.js';
+import { until } from './helpers/https-client.js';
+import { EAST, NAMESPACES, OPTED_IN, REGISTRIES, STATUS, WEST, namespace, secretsOf, startRefresherCluster } from './helpers/refresher-cluster.js';
 import { OPTED_IN_NAMESPACES, requestOnce, startTestWebhook } from './helpers/tls-webhook.js';
 
 type Json = Record<string, unknown>;
@@ -126,4 +132,49 @@ void t.test('no canary from a Pod or a Secret reaches any log line, on any path'
     [],
     'no line carries a spec, env, data or object field',
   );
+});
+
+void t.test('no ECR token, docker config or auth value reaches a refresher log line or status annotation', async (t) => {
+  const c = await startRefresherCluster(t, {
+    namespaces: [namespace('team-a', OPTED_IN), namespace('theirs', OPTED_IN), namespace('west', OPTED_IN, { [REGISTRIES]: WEST })],
+    aws: { passwordPrefix: 'CANARY-ecr-password-' },
+    logLevel: 'trace',
+  });
+  const theirs = canary('unmanaged-secret');
+  c.api.seed(secretsOf('theirs'), [{ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/dockerconfigjson', metadata: { name: 'ecr-credentials', namespace: 'theirs' }, data: { '.dockerconfigjson': Buffer.from(`{"auths":{"x":{"auth":"${theirs}"}}}`).toString('base64') } }]);
+  c.aws.fail({ ...ACCESS_DENIED, region: 'eu-west-1', count: 3 });
+  const refresher = await c.start();
+  await until(() => refresher.isLeader() && refresher.isReady(), 'the first pass');
+  await until(() => c.status('west')?.state === 'ready', 'the west namespace recovers from AccessDenied');
+
+  const edited = c.secret('team-a')!;
+  edited.data = { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [EAST]: { auth: canary('hand-edit') } } })).toString('base64') };
+  c.api.failNext(1, 500);
+  c.api.put(secretsOf('team-a'), edited);
+  await until(() => !JSON.stringify(c.secret('team-a')?.data).includes(edited.data['.dockerconfigjson']!), 'the hand edit undone');
+  c.api.remove(secretsOf('team-a'), 'ecr-credentials');
+  await until(() => c.secret('team-a') !== undefined, 'the deleted Secret restored');
+  c.aws.fail({ ...THROTTLING, count: Infinity });
+  c.api.put(NAMESPACES, namespace('throttled', OPTED_IN, { [REGISTRIES]: '123456789012.dkr.ecr.ap-south-1.amazonaws.com' }));
+  await until(() => c.status('throttled')?.state === 'failing', 'throttling reported');
+  c.aws.clearFaults();
+  c.relabel('team-a', { 'buildkite-ecr-injector/pull-secret': 'renamed' });
+  await until(() => c.secret('team-a', 'renamed') !== undefined && c.secret('team-a') === undefined, 'the rename');
+  c.relabel('team-a', { 'buildkite-ecr-injector/inject': undefined });
+  await until(() => c.api.list(secretsOf('team-a')).length === 0, 'the opt-out');
+  await refresher.close();
+
+  const secrets = c.aws.issued.flatMap((token) => [token.password, token.authorizationToken, Buffer.from(token.password, 'base64').toString('utf8')]);
+  const docker = [...c.api.list(secretsOf('west')), ...c.api.list(secretsOf('theirs'))].map((s) => (s as { data: Record<string, string> }).data['.dockerconfigjson']!);
+  const all = [...secrets, ...docker, ...canaries];
+  t.ok(c.aws.issued.length >= 3, `${c.aws.issued.length} tokens issued`);
+  const lines = c.captured.lines;
+  t.ok(lines.some((line) => line.includes('AccessDeniedException')), 'the AWS failure path logged');
+  t.ok(lines.some((line) => line.includes('pull Secret not ready') && line.includes('unmanaged')), 'the unmanaged path logged');
+  t.ok(lines.some((line) => line.includes('managed pull Secret deleted')), 'the delete path logged');
+  t.same(all.filter((value) => lines.some((line) => line.includes(value))), [], `none of ${all.length} secrets appears in ${lines.length} log lines`);
+  const statuses = c.api.requests.length > 0 ? c.api.list(NAMESPACES).map((ns) => ns.metadata.annotations?.[STATUS] ?? '') : [];
+  t.ok(statuses.some((status) => status.includes('"state":"ready"')), 'status annotations were written');
+  t.same(all.filter((value) => statuses.some((status) => status.includes(value))), [], 'no secret in any status annotation');
+  t.same(lines.filter((line) => /"(data|auths|password|auth|dockerconfigjson)":/.test(line)), [], 'no line carries a data, auths, password or auth field');
 });
