@@ -148,10 +148,11 @@ void t.test('no ECR token, docker config or auth value reaches a refresher log l
   await until(() => c.status('west')?.state === 'ready', 'the west namespace recovers from AccessDenied');
 
   const edited = c.secret('team-a')!;
-  edited.data = { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [EAST]: { auth: canary('hand-edit') } } })).toString('base64') };
+  const editedData = { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths: { [EAST]: { auth: canary('hand-edit') } } })).toString('base64') };
+  edited.data = editedData;
   c.api.failNext(1, 500);
   c.api.put(secretsOf('team-a'), edited);
-  await until(() => !JSON.stringify(c.secret('team-a')?.data).includes(edited.data['.dockerconfigjson']!), 'the hand edit undone');
+  await until(() => !JSON.stringify(c.secret('team-a')?.data).includes(editedData['.dockerconfigjson']), 'the hand edit undone');
   c.api.remove(secretsOf('team-a'), 'ecr-credentials');
   await until(() => c.secret('team-a') !== undefined, 'the deleted Secret restored');
   c.aws.fail({ ...THROTTLING, count: Infinity });
@@ -165,7 +166,7 @@ void t.test('no ECR token, docker config or auth value reaches a refresher log l
   await refresher.close();
 
   const secrets = c.aws.issued.flatMap((token) => [token.password, token.authorizationToken, Buffer.from(token.password, 'base64').toString('utf8')]);
-  const docker = [...c.api.list(secretsOf('west')), ...c.api.list(secretsOf('theirs'))].map((s) => (s as { data: Record<string, string> }).data['.dockerconfigjson']!);
+  const docker = [...c.api.list(secretsOf('west')), ...c.api.list(secretsOf('theirs'))].map((s) => (s as unknown as { data: Record<string, string> }).data['.dockerconfigjson']!);
   const all = [...secrets, ...docker, ...canaries];
   t.ok(c.aws.issued.length >= 3, `${c.aws.issued.length} tokens issued`);
   const lines = c.captured.lines;

@@ -16,6 +16,7 @@ import type { ICertificate } from '@kubernetes-models/cert-manager/cert-manager.
 import { parse as parseYaml } from 'yaml';
 import { DEFAULT_EXCLUDED_NAMESPACES, parseConfig, withExcludedNamespace, type Config } from '../src/webhook/config.js';
 import { labelKeys, resolvePolicy } from '../src/webhook/policy.js';
+import { isKubernetesName } from '../src/webhook/config.js';
 import {
   renderKustomization,
   restrictedViolations,
@@ -31,6 +32,7 @@ const NAME = 'buildkite-ecr-injector';
 const NAMESPACE = 'buildkite-ecr-injector';
 const CONFIG_PATH = '/etc/buildkite-ecr-injector/config.yaml';
 const TLS_DIR = '/etc/buildkite-ecr-injector/tls';
+const REFRESHER = 'buildkite-ecr-injector-refresher';
 
 async function findKustomizations(dir: string): Promise<string[]> {
   const found: string[] = [];
@@ -97,7 +99,15 @@ function configOf(dir: string): Config {
 }
 
 void t.test('the kustomizations the README names exist, and every one renders', (t) => {
-  t.same(kustomizations, ['base', 'examples/namespace-opt-in', 'optional/validating-admission-policy', 'overlays/cert-manager']);
+  t.same(kustomizations, [
+    'base',
+    'components/refresher',
+    'examples/namespace-opt-in',
+    'optional/refresher-policy',
+    'optional/validating-admission-policy',
+    'overlays/cert-manager',
+    'overlays/refresher',
+  ]);
   for (const dir of kustomizations) t.ok(objects(dir).length > 0, `${dir} renders objects`);
   t.end();
 });
@@ -307,12 +317,16 @@ void t.test('RBAC has no wildcards and names every object it may read or change'
         const id = `${dir}: ${role.kind} ${role.metadata.name} ${JSON.stringify(rule)}`;
         const fields = [...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs, ...(rule.resourceNames ?? []), ...(rule.nonResourceURLs ?? [])];
         t.notOk(fields.some((field) => field.includes('*')), `${id} has no wildcard`);
-        t.notOk(rule.verbs.some((verb) => ['delete', 'deletecollection', 'bind', 'escalate', 'impersonate'].includes(verb)), `${id} has no destructive or escalating verb`);
+        // The refresher's ClusterRole is the one exception, exactly as the issue grants it (checked
+        // below): it keeps a Secret of a label-chosen name in every opted-in namespace, deletes the
+        // ones no longer asked for, and patches its status annotation onto Namespaces.
+        const refresher = role.metadata.name === REFRESHER;
+        t.notOk(rule.verbs.some((verb) => ['deletecollection', 'bind', 'escalate', 'impersonate'].includes(verb) || (verb === 'delete' && !refresher)), `${id} has no destructive or escalating verb`);
         // A rule must name its objects, unless it only creates (which RBAC cannot limit by name) or
         // is the namespace informer's read access.
         const onlyCreate = rule.verbs.every((verb) => verb === 'create');
         const namespaceReads = rule.resources?.join() === 'namespaces' && rule.verbs.every((verb) => ['get', 'list', 'watch'].includes(verb));
-        t.ok((rule.resourceNames?.length ?? 0) > 0 || onlyCreate || namespaceReads, `${id} is limited by resourceNames`);
+        t.ok((rule.resourceNames?.length ?? 0) > 0 || onlyCreate || namespaceReads || refresher, `${id} is limited by resourceNames`);
       }
     }
   }
@@ -362,8 +376,8 @@ void t.test('the opt-in example labels a namespace with the keys the code reads'
   t.match(serviceAccount.metadata.annotations?.['eks.amazonaws.com/role-arn'], /^arn:aws:iam::\d{12}:role\//, 'with an IRSA role');
   t.equal(labels[keys.awsSecret], 'none', 'no static keys to shadow IRSA');
   const pullSecret = labels[keys.pullSecret];
-  const refreshRole = one<KubeObject>(dir, 'Role', 'ecr-credentials-refresh');
-  t.ok(rulesOf(refreshRole).some((rule) => rule.resourceNames?.includes(pullSecret ?? '')), 'the CronJob refreshes the pull Secret the label names');
+  t.same(objects(dir).map((o) => o.kind).sort(), ['Namespace', 'ServiceAccount'], 'no CronJob or RBAC of its own: the refresher makes the pull Secret');
+  t.ok(isKubernetesName(pullSecret ?? ''), 'the label names a pull Secret for the refresher');
   const result = resolvePolicy({
     operation: 'CREATE',
     kind: { group: '', version: 'v1', kind: 'Pod' },
@@ -373,5 +387,55 @@ void t.test('the opt-in example labels a namespace with the keys the code reads'
     pod: { metadata: { namespace: 'buildkite', labels: { 'buildkite.com/job-uuid': 'x' } }, spec: { containers: [{ name: 'container-0' }] } },
   }, configOf('base'));
   t.same(result, { action: 'inject', plan: { serviceAccount: serviceAccountName, awsSecret: null, pullSecret } });
+  t.end();
+});
+
+void t.test('the refresher component: its own Deployment and ServiceAccount, the RBAC the issue lists, the shared config', (t) => {
+  const dir = 'overlays/refresher';
+  for (const object of objects('components/refresher')) {
+    t.ok(objects(dir).some((o) => o.kind === object.kind && o.metadata.name === object.metadata.name), `the overlay has ${object.kind} ${object.metadata.name}`);
+  }
+  t.same(objects(dir).length, objects('base').length + objects('components/refresher').length, 'the overlay is the base plus the component');
+  const deployment = one<IDeployment>(dir, 'Deployment', REFRESHER);
+  const spec = deployment.spec!.template.spec!;
+  const container = spec.containers.find((c) => c.name === 'refresher')!;
+  t.equal(deployment.metadata?.namespace, NAMESPACE);
+  t.equal(deployment.spec?.replicas, 2, 'two replicas; the Lease picks one writer');
+  t.equal(spec.serviceAccountName, REFRESHER, 'its own ServiceAccount, not the webhook one');
+  t.same(container.args, ['refresh', '--config', CONFIG_PATH, '--metrics-port', '9090', '--health-port', '8081']);
+  t.same(container.env?.map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath]), [['POD_NAMESPACE', 'metadata.namespace'], ['POD_NAME', 'metadata.name']]);
+  t.match(container.readinessProbe, { httpGet: { path: '/readyz', port: 'health' } });
+  t.match(container.livenessProbe, { httpGet: { path: '/healthz', port: 'health' } });
+  t.same(container.ports?.map((p) => [p.name, p.containerPort]), [['metrics', 9090], ['health', 8081]]);
+  t.ok(container.resources?.requests?.cpu && container.resources.requests.memory && container.resources.limits?.memory, 'requests and a memory limit');
+  t.same(restrictedViolations(spec), [], 'restricted Pod Security');
+  const volume = spec.volumes?.find((v) => v.name === container.volumeMounts?.find((m) => m.mountPath === '/etc/buildkite-ecr-injector')?.name);
+  t.equal(volume?.projected?.sources?.[0]?.configMap?.name, NAME, 'the same ConfigMap as the webhook');
+  t.ok((spec.terminationGracePeriodSeconds ?? 30) > 10, 'the grace period covers --grace-period');
+  t.ok(configOf(dir).pullSecrets, 'the ConfigMap has a valid pullSecrets section');
+  t.ok(!selectorMatches(one<INetworkPolicy>(dir, 'NetworkPolicy', NAME).spec!.podSelector, deployment.spec!.template.metadata!.labels!), 'the webhook NetworkPolicy does not select the refresher');
+  t.ok(selectorMatches(one<INetworkPolicy>(dir, 'NetworkPolicy', REFRESHER).spec!.podSelector, deployment.spec!.template.metadata!.labels!), 'its own NetworkPolicy does');
+  t.ok(!selectorMatches(one<IService>(dir, 'Service', NAME).spec?.selector ? { matchLabels: one<IService>(dir, 'Service', NAME).spec!.selector } : undefined, deployment.spec!.template.metadata!.labels!), 'the webhook Service never sends admissions to it');
+
+  const serviceAccount = one<KubeObject>(dir, 'ServiceAccount', REFRESHER);
+  t.match(serviceAccount.metadata.annotations?.['eks.amazonaws.com/role-arn'], /^arn:aws:iam::\d{12}:role\//, 'an IRSA role to fill in');
+  const byRole = (kind: string, name: string) => rulesOf(one<KubeObject>(dir, kind, name));
+  t.same(byRole('ClusterRole', REFRESHER), [
+    { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'update', 'delete'] },
+    { apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch', 'patch'] },
+  ], 'exactly what the issue lists');
+  t.same(byRole('Role', `${REFRESHER}-leader`), [
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: [REFRESHER], verbs: ['get', 'update'] },
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+  ], 'its Lease by name, in its own namespace');
+  t.equal(one<KubeObject>(dir, 'Role', `${REFRESHER}-leader`).metadata.namespace, NAMESPACE);
+  for (const binding of [one<IClusterRoleBinding>(dir, 'ClusterRoleBinding', REFRESHER), one<IRoleBinding>(dir, 'RoleBinding', `${REFRESHER}-leader`)]) {
+    t.same(binding.subjects, [{ kind: 'ServiceAccount', name: REFRESHER, namespace: NAMESPACE }], `${binding.metadata?.name} binds the refresher only`);
+  }
+  const webhookGrants = objects(dir)
+    .filter((o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding')
+    .filter((b) => (b as unknown as IRoleBinding).subjects?.some((s) => s.name === NAME))
+    .flatMap((b) => rulesOf(one<KubeObject>(dir, (b as unknown as IRoleBinding).roleRef.kind, (b as unknown as IRoleBinding).roleRef.name)));
+  t.notOk(webhookGrants.some((rule) => rule.resources?.includes('secrets') && (rule.resourceNames ?? []).length === 0 && rule.verbs.some((v) => v !== 'create')), 'the webhook still holds no Secret access beyond its own TLS Secret');
   t.end();
 });
