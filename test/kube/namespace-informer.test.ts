@@ -4,10 +4,7 @@
 // watch that hangs, readiness, and the Prometheus endpoint's output.
 import { KubeConfig } from '@kubernetes/client-node';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
-import { createServer, request as httpRequest } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
@@ -20,6 +17,7 @@ import { startServer } from '../../src/http/server.js';
 import { FakeKubeApi, type KubeObject } from '../helpers/fake-kube-api.js';
 import { startServeProcess } from '../helpers/serve-process.js';
 import { httpsRequest, until } from '../helpers/https-client.js';
+import { freePort, getText } from '../helpers/plain-http.js';
 
 const NAMESPACES = '/api/v1/namespaces';
 const INJECT = 'buildkite-ecr-injector/inject';
@@ -116,27 +114,6 @@ async function startCluster(t: Test, informer: Partial<InformerSourceOptions> = 
 
 function serviceAccountOf(answer: Answer): unknown {
   return answer.operations.find((o) => o.path === '/spec/serviceAccountName')?.value;
-}
-
-async function getText(port: number, path: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    httpRequest({ host: '127.0.0.1', port, path }, (res) => {
-      let text = '';
-      res.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
-/** A port nobody listens on right now (the CLI's --metrics-port 0 means "off", not "any"). */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /** One sample's value; labels must match exactly those given. */

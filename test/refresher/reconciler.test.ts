@@ -5,10 +5,10 @@
 // errors and throttling back off without holding up other namespaces and show in the status
 // annotation, and a fake clock moves a token to refreshBefore ahead of its expiry.
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
-import { request } from 'node:http';
 import t from 'tap';
 import { ACCESS_DENIED, THROTTLING } from '../helpers/fake-aws.js';
 import { until } from '../helpers/https-client.js';
+import { getText } from '../helpers/plain-http.js';
 import {
   EAST,
   MANAGED,
@@ -26,16 +26,7 @@ import {
 } from '../helpers/refresher-cluster.js';
 
 async function scrape(port: number): Promise<ParsedFamily[]> {
-  const text = await new Promise<string>((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path: '/metrics' }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve(body));
-    })
-      .on('error', reject)
-      .end();
-  });
-  return parsePrometheusTextFormat(text);
+  return parsePrometheusTextFormat((await getText(port, '/metrics')).text);
 }
 
 function sample(families: ParsedFamily[], name: string, labels: Record<string, string> = {}): number | undefined {

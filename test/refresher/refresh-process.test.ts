@@ -4,13 +4,11 @@
 // over at once and restores a deleted Secret. Also: usage errors exit 64, a bad config exits 1.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { once } from 'node:events';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { builtCli, repositoryRoot } from '../helpers/serve-process.js';
 import { until } from '../helpers/https-client.js';
+import { freePort, getText } from '../helpers/plain-http.js';
 import { EAST, LEASE, LEASES, NAMESPACES, OPTED_IN, REFRESHER_NAMESPACE, STATIC_KEY, namespace, secretsOf, startRefresherCluster } from '../helpers/refresher-cluster.js';
 
 interface RefreshProcess {
@@ -37,25 +35,9 @@ function startRefresh(t: Test, args: string[], env: NodeJS.ProcessEnv): RefreshP
   return { child, stdout: () => stdout, stderr: () => stderr, healthPort, exited };
 }
 
-function get(port: number, path: string): Promise<{ status: number; json: unknown }> {
-  return new Promise((resolve, reject) => {
-    request({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(body) as unknown }));
-    })
-      .on('error', reject)
-      .end();
-  });
-}
-
-/** A port nobody listens on right now (the CLI's port 0 means "off", not "any"). */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
+async function get(port: number, path: string): Promise<{ status: number; json: unknown }> {
+  const { status, text } = await getText(port, path);
+  return { status, json: JSON.parse(text) as unknown };
 }
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
