@@ -1,8 +1,8 @@
 // Owns what every long-running command shares for Prometheus: the metric name prefix, a registry of
 // its own per process part (never prom-client's global one, so tests can build several), and a tiny
 // plain-HTTP server that exposes it on its own port, away from the HTTPS admission port (the same
-// server answers the refresher's probes on another port). Which
-// metrics exist is each command's business (the webhook's: http/webhook-metrics.ts).
+// server answers the refresher's probes on another port). Which metrics exist is each command's
+// business (the webhook's: http/webhook-metrics.ts, the refresher's: refresher/refresher-metrics.ts).
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

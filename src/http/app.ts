@@ -238,10 +238,8 @@ async function decideWithLabels(
     log.warn({ uid: request.uid, namespace, err: (error as Error).message }, 'namespace lookup failed');
   }
   // The refresher's report on the namespace's pull Secret, from the same cache (never an API call).
-  if (source.annotations) {
-    const key = annotationKeys(context.config.labelPrefix).pullSecretStatus;
-    context = { ...context, pullSecretStatus: { annotation: source.annotations(namespace)?.[key], now: new Date() } };
-  }
+  const status = source.annotations?.(namespace)?.[annotationKeys(context.config.labelPrefix).pullSecretStatus];
+  if (status !== undefined) context = { ...context, pullSecretStatus: { annotation: status, now: new Date() } };
   const outcome = reviewAdmission(request, cached, context);
   if (cached !== undefined || outcome.audit.reason !== 'namespace-unknown' || source.fetch === undefined) {
     report?.(cached !== undefined ? 'hit' : 'miss');

@@ -244,8 +244,10 @@ export class Reconciler {
     const labels = this.#namespaces.get(namespace);
     const annotations = this.#namespaces.annotations(namespace);
     const desired = desiredPullSecret(namespace, labels, annotations, this.#options.config);
+    // A namespace that is gone takes its Secrets with it; an invalid ask changes nothing.
     const keep = desired.kind === 'none' ? undefined : desired.secret;
-    const removed = labels === undefined ? 0 : await this.#deleteManagedExcept(namespace, keep, desired.kind === 'none' ? desired.reason : `the pull Secret is now ${keep}`);
+    const removed =
+      labels === undefined || desired.kind === 'invalid' ? 0 : await this.#deleteManagedExcept(namespace, keep, desired.kind === 'none' ? desired.reason : `the pull Secret is now ${keep}`);
 
     const seen = this.#written.get(namespace) ?? annotations?.[this.#keys.pullSecretStatus];
     if (desired.kind === 'none') {
