@@ -1,5 +1,5 @@
-// The Markdown docs: every relative link and image in README.md, SECURITY.md, docs/ and the READMEs
-// beside manifests, examples and fixtures points at a file that exists in this repository, and every
+// The Markdown docs: every relative link and image in every Markdown file of the repository (README.md,
+// SECURITY.md, docs/, the READMEs beside manifests and fixtures) points at a file that exists, and every
 // `#anchor` at a heading of the file it names (GitHub's slugs). http(s) and mailto links are not
 // followed (no network).
 import GithubSlugger from 'github-slugger';
@@ -10,15 +10,18 @@ import t from 'tap';
 
 const ROOT = join(import.meta.dirname, '..');
 
-/** Every Markdown file the link check covers, relative to `root`, sorted. */
-function markdownFiles(root: string): string[] {
-  const found = readdirSync(root).filter((name) => name.endsWith('.md'));
-  for (const dir of ['docs', 'manifests', 'examples', 'test/fixtures']) {
-    if (!existsSync(join(root, dir))) continue;
-    const names = readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' });
-    found.push(...names.filter((name) => name.endsWith('.md')).map((name) => join(dir, name)));
+/** Build output, dependencies and local state (the git-ignored folders): not the repository's docs. */
+const SKIPPED_DIRS = new Set(['.git', 'node_modules', 'dist', 'dist-bench', 'coverage', '.tap', '.bench-build', '.soak-build', 'certs', 'bench/results']);
+
+/** Every Markdown file below `root` (build output and dependencies aside), relative to it, sorted. */
+function markdownFiles(root: string, dir = ''): string[] {
+  const found: string[] = [];
+  for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+    const path = dir === '' ? entry.name : `${dir}/${entry.name}`;
+    if (entry.isDirectory() && !SKIPPED_DIRS.has(path) && entry.name !== 'node_modules') found.push(...markdownFiles(root, path));
+    else if (entry.isFile() && entry.name.endsWith('.md')) found.push(path);
   }
-  return found.map((file) => file.split(sep).join('/')).sort();
+  return found.sort();
 }
 
 function tokensOf(text: string): Token[] {
@@ -151,9 +154,14 @@ void t.test('the link check can fail', (t) => {
       '[bad]: docs/a.md#a-headin',
       '',
     ].join('\n'),
-    docs: { 'a.md': '# A heading\n\n[back](../README.md#title)\n', 'pic.png': 'not really a png' },
+    docs: {
+      'a.md': '# A heading\n\n[back](../README.md#title)\n',
+      'pic.png': 'not really a png',
+      deeper: { 'b.md': '[up](../../README.md#which-pods-and-why) [sibling](../a.md)\n' },
+    },
+    node_modules: { 'skipped.md': '[not ours](nowhere.md)\n' },
   });
-  t.same(markdownFiles(root), ['README.md', 'docs/a.md']);
+  t.same(markdownFiles(root), ['README.md', 'docs/a.md', 'docs/deeper/b.md']);
   t.same(linkProblems(root, markdownFiles(root)), [
     'README.md: link docs/b.md: no such file docs/b.md',
     'README.md: link #nope: no heading with anchor #nope in README.md',
