@@ -1,7 +1,7 @@
 // The Markdown docs: every relative link and image in every Markdown file of the repository (README.md,
 // SECURITY.md, docs/, the READMEs beside manifests and fixtures) points at a file that exists, and every
 // `#anchor` at a heading of the file it names (GitHub's slugs). http(s) and mailto links are not
-// followed (no network).
+// followed (no network). README.md stays the front door: short, and one click from every docs/ file.
 import GithubSlugger from 'github-slugger';
 import { Lexer, walkTokens, type Token, type Tokens } from 'marked';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -9,6 +9,8 @@ import { dirname, extname, join, relative, resolve, sep } from 'node:path';
 import t from 'tap';
 
 const ROOT = join(import.meta.dirname, '..');
+/** The README is the front door; detail belongs in docs/ (issue 9). */
+const README_MAX_LINES = 300;
 
 /** Build output, dependencies and local state (the git-ignored folders): not the repository's docs. */
 const SKIPPED_DIRS = new Set(['.git', 'node_modules', 'dist', 'dist-bench', 'coverage', '.tap', '.bench-build', '.soak-build', 'certs', 'bench/results']);
@@ -126,6 +128,17 @@ void t.test('every relative link and image in the docs resolves, anchors include
     t.ok(files.includes(expected), `${expected} is checked`);
   }
   t.same(linkProblems(ROOT, files), []);
+  t.end();
+});
+
+void t.test('README.md is the front door: short, and links every file in docs/', (t) => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const lines = readme.split('\n').length - (readme.endsWith('\n') ? 1 : 0);
+  t.ok(lines <= README_MAX_LINES, `README.md has ${lines} lines, at most ${README_MAX_LINES}: move detail to docs/`);
+  const linked = new Set(linksOf(readme).map(({ href }) => href.replace(/[#?].*$/, '').replace(/^\.\//, '')));
+  const docs = markdownFiles(ROOT).filter((file) => file.startsWith('docs/'));
+  t.not(docs.length, 0, 'docs/ has files');
+  for (const doc of docs) t.ok(linked.has(doc), `README.md links ${doc}`);
   t.end();
 });
 
