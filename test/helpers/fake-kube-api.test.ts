@@ -90,4 +90,8 @@ t.test('Secrets across namespaces: label selectors on list and watch, selection 
   const current = await core.readNamespacedSecret({ namespace: 'c', name: 'ecr-credentials' });
   const changed = await core.replaceNamespacedSecret({ namespace: 'c', name: 'ecr-credentials', body: { ...current, type: 'Opaque' } }).catch((e: unknown) => e);
   t.match(changed, { code: 422 }, 'a Secret type cannot be changed');
+  const stale = await core.deleteNamespacedSecret({ namespace: 'c', name: 'ecr-credentials', body: { preconditions: { resourceVersion: '1' } } }).catch((e: unknown) => e);
+  t.match(stale, { code: 409 }, 'a delete with a stale resourceVersion precondition conflicts');
+  await core.deleteNamespacedSecret({ namespace: 'c', name: 'ecr-credentials', body: { preconditions: { resourceVersion: current.metadata?.resourceVersion } } });
+  t.equal(api.get('/api/v1/namespaces/c/secrets', 'ecr-credentials'), undefined, 'a current precondition deletes');
 });

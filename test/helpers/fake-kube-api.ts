@@ -3,7 +3,8 @@
 // (JSON merge and JSON patch), delete, and watch as a chunked stream of newline-delimited events, with
 // 410 Gone for expired resourceVersions. Lists and watches take label selectors (a watch reports an
 // object leaving or entering the selection as DELETED or ADDED, as the API server does) and work
-// across all namespaces (`/api/v1/secrets`); a Secret's type cannot be changed. Faults are injected on purpose: stop/start on the same port,
+// across all namespaces (`/api/v1/secrets`); a Secret's type cannot be changed; a delete may carry a
+// resourceVersion precondition. Faults are injected on purpose: stop/start on the same port,
 // drop watch connections, expire history, fail the next N requests, stall or hold requests. Tests seed
 // it with real captured objects from ../fixtures/k8s-api.
 import { once } from 'node:events';
@@ -249,7 +250,7 @@ export class FakeKubeApi {
       if (--failure.count <= 0) this.#failures.shift();
       return sendStatus(res, failure.status, 'InternalError', 'injected failure');
     }
-    const body = req.method === 'GET' || req.method === 'DELETE' ? undefined : await readJson(req);
+    const body = req.method === 'GET' ? undefined : await readJson(req);
     const segments = url.pathname.split('/').filter(Boolean);
     const last = segments.at(-1) ?? '';
     const isCollection = COLLECTIONS.has(last);
@@ -271,6 +272,11 @@ export class FakeKubeApi {
     if (req.method === 'GET') return current ? sendJson(res, 200, current) : sendStatus(res, 404, 'NotFound', `${name} not found`);
     if (!current) return sendStatus(res, 404, 'NotFound', `${name} not found`);
     if (req.method === 'DELETE') {
+      // DeleteOptions may carry a precondition on the resourceVersion, as the API server honours it.
+      const expected = (body as { preconditions?: { resourceVersion?: string } } | undefined)?.preconditions?.resourceVersion;
+      if (expected !== undefined && expected !== current.metadata.resourceVersion) {
+        return sendStatus(res, 409, 'Conflict', `Precondition failed: ResourceVersion in precondition: ${expected}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+      }
       this.remove(collection, name);
       return sendStatus(res, 200, 'Success', 'deleted');
     }
