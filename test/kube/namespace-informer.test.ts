@@ -471,11 +471,13 @@ t.test('closing while the first list is in flight leaves nothing running (the pr
   t.teardown(() => {
     child.kill('SIGKILL');
   });
-  await until(() => api.requests.some((r) => r.path === NAMESPACES && !r.watch), 'the first list to reach the API');
+  // Generous bounds: they catch a hang, and a loaded 2-core machine needs seconds to start a child
+  // that loads the Kubernetes client.
+  await until(() => api.requests.some((r) => r.path === NAMESPACES && !r.watch), 'the first list to reach the API', 60_000);
   child.stdin.write('close\n');
   await until(() => stdout.includes('closed'), 'the source to close');
   release(); // the list now completes after close(): the ListWatch would go on to watch
-  await until(() => exitCode !== undefined, 'the child to exit by itself', 10_000);
+  await until(() => exitCode !== undefined, 'the child to exit by itself', 30_000);
   t.equal(exitCode, 0);
   t.equal(api.openWatchCount(), 0, 'no watch left open');
 });
