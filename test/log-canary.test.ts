@@ -159,6 +159,7 @@ void t.test('no ECR token, docker config or auth value reaches a refresher log l
   c.api.put(NAMESPACES, namespace('throttled', OPTED_IN, { [REGISTRIES]: '123456789012.dkr.ecr.ap-south-1.amazonaws.com' }));
   await until(() => c.status('throttled')?.state === 'failing', 'throttling reported');
   c.aws.clearFaults();
+  await until(() => c.status('throttled')?.state === 'ready', 'throttling over: a third token');
   c.relabel('team-a', { 'buildkite-ecr-injector/pull-secret': 'renamed' });
   await until(() => c.secret('team-a', 'renamed') !== undefined && c.secret('team-a') === undefined, 'the rename');
   c.relabel('team-a', { 'buildkite-ecr-injector/inject': undefined });

@@ -115,10 +115,6 @@ export class Reconciler {
     return this.#synced;
   }
 
-  reports(): ReadonlyMap<string, NamespaceReport> {
-    return this.#reports;
-  }
-
   /** Queue a namespace; a namespace already queued is not queued twice, one being reconciled is again after. */
   enqueue(namespace: string): void {
     if (this.#closed || this.#dirty.has(namespace)) return;

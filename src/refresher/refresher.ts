@@ -38,8 +38,6 @@ export interface RunningRefresher {
   isLeader(): boolean;
   /** Leading and through the first full pass, or a standby. */
   isReady(): boolean;
-  /** The reconciler while leading (tests). */
-  reconciler(): Reconciler | undefined;
   close(): Promise<void>;
 }
 
@@ -139,7 +137,6 @@ export async function startRefresher(options: RefresherOptions): Promise<Running
     ...(healthServer ? { healthPort: healthServer.port } : {}),
     isLeader: () => elector.isLeader(),
     isReady,
-    reconciler: () => reconciler,
     close: () => (closing ??= close()),
   };
 }
