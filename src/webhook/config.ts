@@ -4,6 +4,10 @@
 import parseDuration from 'parse-duration';
 import { z } from 'zod';
 import { parseRegistryHost, REGISTRY_HOST_EXAMPLE, roleArnPartition } from './ecr-registry.js';
+import { isKubernetesName, KUBERNETES_NAME, kubernetesName, optionalName } from './names.js';
+import { rulesSchema } from './rules.js';
+
+export { isKubernetesName };
 
 /** Container roles that `targetContainers` may name; anything else is taken as a container name. */
 export const CONTAINER_ROLES = ['command', 'checkout', 'agent', 'sidecar', 'init'] as const;
@@ -12,25 +16,10 @@ export type ContainerRole = (typeof CONTAINER_ROLES)[number];
 /** Namespaces that are never mutated, whatever their labels say. The webhook's own is added at start. */
 export const DEFAULT_EXCLUDED_NAMESPACES = ['kube-system', 'kube-public', 'kube-node-lease'];
 
-// RFC 1123 subdomain: what Kubernetes accepts as a ServiceAccount or Secret name.
-const KUBERNETES_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 // A label key prefix is a DNS subdomain too (without the "/name" part).
 const LABEL_PREFIX = KUBERNETES_NAME;
 // A full label key: optional "prefix/" and a name of at most 63 characters.
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-
-export function isKubernetesName(value: string): boolean {
-  return value.length <= 253 && KUBERNETES_NAME.test(value);
-}
-
-const kubernetesName = z
-  .string()
-  .refine(isKubernetesName, 'must be a lowercase RFC 1123 name such as "aws-credentials"');
-
-/** A default may be a name, or null / "none" for "do not inject this unless a namespace asks". */
-const optionalName = z
-  .union([kubernetesName, z.literal('none'), z.null()])
-  .transform((v) => (v === 'none' ? null : v));
 
 /** ECR authorization tokens live 12 hours; a refresh must come before that. */
 export const ECR_TOKEN_LIFETIME_MS = 12 * 3_600_000;
@@ -102,6 +91,7 @@ const configSchema = z
       .max(64 * 1024 * 1024)
       .default(8 * 1024 * 1024),
     pullSecrets: pullSecretsSchema.prefault({}),
+    rules: rulesSchema.default([]),
   })
   .strict();
 
