@@ -7,6 +7,7 @@ import { createPatchGuard, diffPods, type Operation, type PatchGuard } from './p
 import { describePodShapeProblem, isPlainObject, type Labels, type Pod } from './pod.js';
 import { resolvePolicy, type SkipReason } from './policy.js';
 import { assessPullSecret, type PullSecretProblem } from './pull-secret-status.js';
+import type { RuleEvaluation } from './rules.js';
 
 export const SUPPORTED_API_VERSIONS = ['admission.k8s.io/v1', 'admission.k8s.io/v1beta1'] as const;
 
@@ -61,6 +62,10 @@ export interface AuditRecord {
   warnings?: string[];
   /** The pull Secret this Pod gets is reported expired, failing or unmanaged by the refresher. */
   pullSecretProblem?: PullSecretProblem;
+  /** The rule that matched, null when none did; absent when no rules were evaluated. */
+  rule?: string | null;
+  /** Identity annotations the Pod lacked that an earlier rule asked about (so it did not match). */
+  missingAnnotations?: string[];
 }
 
 export interface AdmissionOutcome {
@@ -71,6 +76,8 @@ export interface AdmissionOutcome {
   pod: unknown;
   /** An unexpected error caught while deciding (the Pod was admitted unchanged). */
   error?: Error;
+  /** How the rules were evaluated, when they were (for `mutate`'s explanation). */
+  rules?: RuleEvaluation;
 }
 
 /** Why an HTTP body is not an AdmissionReview we can answer; undefined when it is. */
@@ -169,9 +176,10 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
     },
     config,
   );
+  const rules = policy.rules;
   if (policy.action === 'skip') {
     const warn = policy.reason === 'invalid-namespace-label' || policy.reason === 'namespace-unknown';
-    return skipped(request, pod, policy.reason, policy.detail, warn ? [`Pod not mutated: ${policy.detail}`] : []);
+    return skipped(request, pod, policy.reason, policy.detail, warn ? [`Pod not mutated: ${policy.detail}`] : [], rules);
   }
 
   const mutation = mutatePod(pod, policy.plan, config);
@@ -179,14 +187,15 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
   (context.guard ?? createPatchGuard(config.labelPrefix)).check(operations);
   const status = context.pullSecretStatus;
   const pullSecret = policy.plan.pullSecret !== null && status ? assessPullSecret(status.annotation, policy.plan.pullSecret, status.now) : undefined;
-  const warnings = [...mutation.warnings, ...(pullSecret ? [pullSecret.warning] : [])].map(formatWarning);
-  const audit = { ...auditBase(request, pod), ...(pullSecret ? { pullSecretProblem: pullSecret.problem } : {}) };
+  const warnings = [...policy.warnings, ...mutation.warnings, ...(pullSecret ? [pullSecret.warning] : [])].map(formatWarning);
+  const audit = { ...auditBase(request, pod), ...(pullSecret ? { pullSecretProblem: pullSecret.problem } : {}), ...ruleAudit(rules) };
   if (operations.length === 0) {
     return {
-      response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'unchanged', reason: 'already-present' } }, warnings),
+      response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'unchanged', reason: 'already-present', ...ruleAnnotation(rules) } }, warnings),
       audit: { ...audit, decision: 'unchanged', reason: 'already-present', ...(warnings.length ? { warnings } : {}) },
       operations,
       pod,
+      ...(rules ? { rules } : {}),
     };
   }
   return {
@@ -196,24 +205,37 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
         allowed: true,
         patchType: 'JSONPatch',
         patch: Buffer.from(JSON.stringify(operations)).toString('base64'),
-        auditAnnotations: { decision: 'injected', reason: 'injected', injected: JSON.stringify(mutation.injected) },
+        auditAnnotations: { decision: 'injected', reason: 'injected', injected: JSON.stringify(mutation.injected), ...ruleAnnotation(rules) },
       },
       warnings,
     ),
     audit: { ...audit, decision: 'injected', reason: 'injected', injected: mutation.injected, ...(warnings.length ? { warnings } : {}) },
     operations,
     pod: mutation.pod,
+    ...(rules ? { rules } : {}),
   };
 }
 
-function skipped(request: AdmissionRequest, pod: Pod | undefined, reason: SkipReason, detail: string, rawWarnings: string[]): AdmissionOutcome {
+function skipped(request: AdmissionRequest, pod: Pod | undefined, reason: SkipReason, detail: string, rawWarnings: string[], rules?: RuleEvaluation): AdmissionOutcome {
   const warnings = rawWarnings.map(formatWarning);
   return {
-    response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason } }, warnings),
-    audit: { ...auditBase(request, pod), decision: 'skipped', reason, detail, ...(warnings.length ? { warnings } : {}) },
+    response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason, ...ruleAnnotation(rules) } }, warnings),
+    audit: { ...auditBase(request, pod), ...ruleAudit(rules), decision: 'skipped', reason, detail, ...(warnings.length ? { warnings } : {}) },
     operations: [],
     pod: request.object,
+    ...(rules ? { rules } : {}),
   };
+}
+
+/** The audit record's rule fields: the matched rule (null for none) and the annotations rules missed. */
+function ruleAudit(rules: RuleEvaluation | undefined): Pick<AuditRecord, 'rule' | 'missingAnnotations'> {
+  if (rules === undefined) return {};
+  const missing = [...new Set(rules.misses.flatMap((miss) => (miss.missing === undefined ? [] : [miss.missing])))];
+  return { rule: rules.rule?.name ?? null, ...(missing.length > 0 ? { missingAnnotations: missing } : {}) };
+}
+
+function ruleAnnotation(rules: RuleEvaluation | undefined): { rule?: string } {
+  return rules?.rule ? { rule: rules.rule.name } : {};
 }
 
 function withWarnings(response: AdmissionResponse, warnings: string[]): AdmissionResponse {

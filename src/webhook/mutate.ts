@@ -12,6 +12,8 @@ import { labelKeys, type InjectionPlan } from './policy.js';
 
 /** What one pass added; also the shape of the `<prefix>/injected` annotation (JSON). */
 export interface Injected {
+  /** The credential rule that chose what was injected (in the annotation only). */
+  rule?: string;
   serviceAccountName?: string;
   envFrom?: { secret: string; containers: string[] };
   imagePullSecrets?: string[];
@@ -44,7 +46,7 @@ export function mutatePod(original: Pod, plan: InjectionPlan, config: Config): M
     // AWS SDKs take static keys from the environment before IRSA's web identity token.
     warnings.push(`static keys in Secret ${plan.awsSecret} shadow IRSA of ServiceAccount ${plan.serviceAccount}`);
   }
-  if (Object.keys(injected).length > 0) recordInjection(pod, injected, config);
+  if (Object.keys(injected).length > 0) recordInjection(pod, plan.rule === undefined ? injected : { rule: plan.rule, ...injected }, config);
   return { pod, injected, warnings };
 }
 
@@ -148,6 +150,7 @@ export function parseInjectedAnnotation(value: string | undefined): Injected {
   }
   if (!isPlainObject(parsed)) return {};
   const result: Injected = {};
+  if (typeof parsed.rule === 'string') result.rule = parsed.rule;
   if (typeof parsed.serviceAccountName === 'string') result.serviceAccountName = parsed.serviceAccountName;
   const envFrom = parsed.envFrom;
   if (isPlainObject(envFrom) && typeof envFrom.secret === 'string' && isStringList(envFrom.containers)) {

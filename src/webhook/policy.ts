@@ -2,6 +2,7 @@
 // whether a Pod is a candidate and which ServiceAccount and Secrets it should get. Pure: no I/O.
 import { isKubernetesName, type Config } from './config.js';
 import type { Labels, Pod } from './pod.js';
+import { evaluateRules, jobIdentity, type RuleEvaluation } from './rules.js';
 
 /** Label and annotation keys, all under the configurable prefix. */
 export interface LabelKeys {
@@ -41,11 +42,13 @@ export interface InjectionPlan {
   serviceAccount: string | null;
   awsSecret: string | null;
   pullSecret: string | null;
+  /** The rule the plan came from, recorded in the injected annotation. */
+  rule?: string;
 }
 
 export type PolicyResult =
-  | { action: 'skip'; reason: SkipReason; detail: string }
-  | { action: 'inject'; plan: InjectionPlan };
+  | { action: 'skip'; reason: SkipReason; detail: string; rules?: RuleEvaluation }
+  | { action: 'inject'; plan: InjectionPlan; rules?: RuleEvaluation; warnings: string[] };
 
 export interface PolicyInput {
   operation: string | undefined;
@@ -90,28 +93,55 @@ export function resolvePolicy(input: PolicyInput, config: Config): PolicyResult 
     return skip('pod-opted-out', `Pod has ${keys.inject}=disabled`);
   }
 
-  const choices: [keyof InjectionPlan, string][] = [
+  // Rules are evaluated only for candidates: they choose credentials, they never opt a namespace in.
+  const rules = config.rules.length > 0 ? evaluateRules(config.rules, jobIdentity(namespace, input.pod.metadata.annotations)) : undefined;
+  const rule = rules?.rule;
+  const skipWithRules = (reason: SkipReason, detail: string): PolicyResult => ({ action: 'skip', reason, detail, ...(rules ? { rules } : {}) });
+
+  const choices: [Credential, string][] = [
     ['serviceAccount', keys.serviceAccount],
     ['awsSecret', keys.awsSecret],
     ['pullSecret', keys.pullSecret],
   ];
-  const plan: InjectionPlan = { serviceAccount: null, awsSecret: null, pullSecret: null };
+  const plan: InjectionPlan = { serviceAccount: null, awsSecret: null, pullSecret: null, ...(rule ? { rule: rule.name } : {}) };
+  // Per credential: the matching rule's value, else the namespace label, else the config default.
   for (const [field, key] of choices) {
+    const ruled = rule?.[field];
     const value = labels[key];
-    if (value === undefined) {
+    if (ruled !== undefined) {
+      plan[field] = ruled;
+    } else if (value === undefined) {
       plan[field] = config.defaults[field];
     } else if (value === 'none') {
       plan[field] = null;
     } else if (isKubernetesName(value)) {
       plan[field] = value;
     } else {
-      return skip('invalid-namespace-label', `label ${key}=${value} is not a valid name`);
+      return skipWithRules('invalid-namespace-label', `label ${key}=${value} is not a valid name`);
     }
   }
-  if (countRequested(plan) === 0) return skip('nothing-to-inject', `namespace ${namespace} and config defaults ask for nothing`);
+  const warnings = ruleServiceAccountWarnings(input.pod, rule?.name, rule?.serviceAccount, config);
+  const asked = rule ? `rule ${rule.name}, namespace ${namespace} and config defaults ask` : `namespace ${namespace} and config defaults ask`;
+  if (countRequested(plan) === 0) return skipWithRules('nothing-to-inject', `${asked} for nothing`);
   if (config.serviceAccountPolicy === 'never') plan.serviceAccount = null;
-  if (countRequested(plan) === 0) return skip('nothing-to-inject', 'only a ServiceAccount was asked for and serviceAccountPolicy is never');
-  return { action: 'inject', plan };
+  if (countRequested(plan) === 0) return skipWithRules('nothing-to-inject', 'only a ServiceAccount was asked for and serviceAccountPolicy is never');
+  return { action: 'inject', plan, warnings, ...(rules ? { rules } : {}) };
+}
+
+type Credential = 'serviceAccount' | 'awsSecret' | 'pullSecret';
+
+/**
+ * A rule's ServiceAccount is an authority boundary only with serviceAccountPolicy: always; say so
+ * when the Pod's own ServiceAccount (set by a pipeline author, say) or the policy kept it out.
+ */
+function ruleServiceAccountWarnings(pod: Pod, rule: string | undefined, wanted: string | null | undefined, config: Config): string[] {
+  if (rule === undefined || wanted === undefined || wanted === null) return [];
+  if (config.serviceAccountPolicy === 'never') return [`rule ${rule}: its ServiceAccount ${wanted} not applied (serviceAccountPolicy never)`];
+  const current = pod.spec.serviceAccountName || pod.spec.serviceAccount || 'default';
+  if (config.serviceAccountPolicy === 'ifDefault' && current !== 'default' && current !== wanted) {
+    return [`rule ${rule}: Pod's own ServiceAccount kept (serviceAccountPolicy ifDefault)`];
+  }
+  return [];
 }
 
 function countRequested(plan: InjectionPlan): number {

@@ -17,7 +17,17 @@ interface CaseSpec {
   modify?: Operation[];
   config?: unknown;
   namespaceLabels: Labels | null;
-  expect: { decision: string; reason: string; operations: Operation[]; warnings?: string[]; dryRun?: boolean };
+  expect: {
+    decision: string;
+    reason: string;
+    operations: Operation[];
+    warnings?: string[];
+    dryRun?: boolean;
+    /** Credential rules: the matched rule (null: none matched), the annotations they lacked, the misses before it. */
+    rule?: string | null;
+    missingAnnotations?: string[];
+    misses?: unknown[];
+  };
 }
 
 function readReview(caseName: string): { apiVersion: string; request: AdmissionRequest } {
@@ -49,6 +59,14 @@ for (const caseName of cases) {
     t.same(byPath(outcome.operations), byPath(spec.expect.operations), 'exact operations');
     if (spec.expect.warnings !== undefined) t.same(outcome.response.warnings ?? [], spec.expect.warnings, 'warnings');
     for (const warning of outcome.response.warnings ?? []) t.ok(warning.length <= 120, 'warning fits in 120 characters');
+    if (spec.expect.rule !== undefined) {
+      t.equal(outcome.audit.rule, spec.expect.rule, 'the rule in the audit record');
+      t.equal(outcome.response.auditAnnotations?.rule, spec.expect.rule ?? undefined, 'the rule in auditAnnotations');
+      t.same(outcome.audit.missingAnnotations, spec.expect.missingAnnotations, 'missing identity annotations');
+    } else {
+      t.notOk('rule' in outcome.audit, 'no rule field without rules');
+    }
+    if (spec.expect.misses !== undefined) t.same(outcome.rules?.misses, spec.expect.misses, 'why each earlier rule did not match');
     if (spec.expect.dryRun !== undefined) t.equal(outcome.audit.dryRun, spec.expect.dryRun, 'dryRun in the audit record');
     t.same(review.request.object, pristine, 'the request object was not modified');
 
