@@ -5,17 +5,16 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import closeWithGrace from 'close-with-grace';
 import { hostname } from 'node:os';
 import type { TlsSettings } from '../certs/open.js';
-import { loadConfig } from '../files/config-file.js';
 import { DEFAULT_CONNECTION_LIMITS } from '../http/app.js';
 import { DEFAULT_DRAIN_MS, startServer, type ServeOptions } from '../http/server.js';
 import { checkCiphers, DEFAULT_TLS_POLICY, parseMinVersion, type TlsPolicy } from '../http/tls-policy.js';
 import { loadKubeConfig } from '../kube/kube-config.js';
 import { createLogger, type Logger } from '../log.js';
-import { withExcludedNamespace } from '../webhook/config.js';
+import { parseConfig, withExcludedNamespace, type Config } from '../webhook/config.js';
 import { integerFlag, UsageError, type Flags } from './flags.js';
 
 export const serveUsage = `serve flags:
-  --config FILE          YAML config (defaults built in)
+  --config FILE          YAML config (defaults built in), reloaded when it changes
   --port N               HTTPS port (default 8443)
   --host ADDR            listen address (default 0.0.0.0)
   --tls-mode MODE        files (--tls-cert/--tls-key), local (generate into --certs-dir), or
@@ -49,7 +48,10 @@ export const serveUsage = `serve flags:
 export async function serve(flags: Flags): Promise<void> {
   const log = createLogger({ level: flags['log-level'] ?? 'info' });
   // The webhook's own namespace (downward API) is always excluded, so it can never block itself.
-  const config = withExcludedNamespace(await loadConfig(flags.config), process.env.POD_NAMESPACE || undefined);
+  const ownNamespace = process.env.POD_NAMESPACE || undefined;
+  const adjust = (loaded: Config): Config => withExcludedNamespace(loaded, ownNamespace);
+  // A config file is followed on disk (startServer loads it first: an invalid one fails start-up).
+  const config: ServeOptions['config'] = flags.config ? { file: flags.config, adjust } : adjust(parseConfig({}));
   const mode = flags['tls-mode'] ?? 'files';
   let tls: TlsSettings;
   if (mode === 'files') {

@@ -59,7 +59,10 @@ export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.free
 });
 
 export interface AppOptions {
+  /** The config at start: the body limit and label prefix come from it. */
   config: Config;
+  /** The config in force now (a reloaded config file); decisions use it. Default: `config`. */
+  currentConfig?: () => Config;
   namespaces: NamespaceLabelSource;
   log: Logger;
   /** TLS options: when given the app serves HTTPS (see tls-policy.ts for how they are made). */
@@ -108,7 +111,9 @@ export function buildApp(options: AppOptions): FastifyInstance {
   };
   const app = fastify(serverOptions) as unknown as FastifyInstance;
   applyConnectionLimits(app.server as HttpsServer, limits, log);
+  // The label prefix is a restart-only key (files/config-file.ts), so one guard serves every reload.
   const guard = createPatchGuard(config.labelPrefix);
+  const currentConfig = options.currentConfig ?? (() => config);
 
   // While draining, every answer closes its connection, so the client opens its next one elsewhere
   // instead of writing onto a connection we are about to close.
@@ -155,7 +160,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `not an AdmissionReview: ${problem}` });
     }
     const review = request.body as AdmissionReview;
-    const outcome = await decideWithLabels(review.request, { config, guard }, namespaces, log, options.onNamespaceLookup);
+    const outcome = await decideWithLabels(review.request, { config: currentConfig(), guard }, namespaces, log, options.onNamespaceLookup);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (outcome.error) {
       log.error({ uid: review.request.uid, err: outcome.error }, 'admission failed; Pod admitted unchanged');

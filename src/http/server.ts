@@ -9,6 +9,7 @@ import { fanOutCertificateMetrics, type CertificateMetrics } from '../certs/cert
 import type { CertificateSource, ServingCertificate } from '../certs/certificate-source.js';
 import { generateCertificates } from '../certs/generate.js';
 import { openCertificateSource, type TlsSettings } from '../certs/open.js';
+import { FileConfigSource } from '../files/config-file.js';
 import { FileNamespaceSource } from '../files/namespaces-file.js';
 import { InformerNamespaceSource, type InformerSourceOptions } from '../kube/namespace-informer.js';
 import type { Logger } from '../log.js';
@@ -24,7 +25,8 @@ import { createMetrics, type Metrics } from './webhook-metrics.js';
 export type { TlsSettings };
 
 export interface ServeOptions {
-  config: Config;
+  /** A fixed config, or a config file followed on disk (`adjust` applies to every version read). */
+  config: Config | { file: string; adjust?: (config: Config) => Config };
   log: Logger;
   host: string;
   port: number;
@@ -67,15 +69,33 @@ export interface RunningServer {
 export async function startServer(options: ServeOptions): Promise<RunningServer> {
   const { log } = options;
   const metrics = createMetrics();
+  // First, so an invalid config file fails start-up before anything else is opened.
+  const configFile = 'file' in options.config ? options.config : undefined;
+  const configSource = configFile
+    ? await FileConfigSource.open(configFile.file, log, {
+        ...(configFile.adjust ? { adjust: configFile.adjust } : {}),
+        ...(options.watchIntervalMs ? { watchIntervalMs: options.watchIntervalMs } : {}),
+        onLoad: (result, at) => metrics.configLoaded(result, at),
+      })
+    : undefined;
+  const config = configSource?.current() ?? (options.config as Config);
+  if (!configSource) metrics.configLoaded('initial', new Date());
   const certificateMetrics = fanOutCertificateMetrics(metrics, options.certificateMetrics);
-  const certificates = await openCertificateSource(options.tls, log, certificateMetrics, options.watchIntervalMs);
+  let certificates: CertificateSource;
+  try {
+    certificates = await openCertificateSource(options.tls, log, certificateMetrics, options.watchIntervalMs);
+  } catch (error) {
+    configSource?.close();
+    throw error;
+  }
   let namespaces: NamespaceLabelSource;
   let clientCa: FileClientCaSource | undefined;
   try {
     clientCa = options.clientCaPath === undefined ? undefined : await FileClientCaSource.open(options.clientCaPath, log, options.watchIntervalMs);
-    namespaces = await openNamespaces(options, metrics);
+    namespaces = await openNamespaces(options, config, metrics);
   } catch (error) {
     clientCa?.close();
+    configSource?.close();
     await certificates.close();
     throw error;
   }
@@ -87,7 +107,8 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   const initial = certificates.current() ?? (await generateCertificates({ dnsNames: ['localhost'], validityDays: 1 }));
   if (certificates.current()) certificateMetrics.setCertificateNotAfter('serving', certificates.current()!.notAfter);
   const app = buildApp({
-    config: options.config,
+    config,
+    ...(configSource ? { currentConfig: () => configSource.current() } : {}),
     namespaces,
     log,
     https: serverTlsOptions(policy, initial, clientCa?.current()),
@@ -117,6 +138,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   app.addHook('onClose', async () => {
     await certificates.close();
     clientCa?.close();
+    configSource?.close();
     await namespaces.close();
     await metricsServer?.close();
   });
@@ -143,7 +165,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
   return { app, port, certificates, namespaces, metrics, metricsPort: metricsServer?.port, close: () => (closing ??= close()) };
 }
 
-async function openNamespaces(options: ServeOptions, metrics: Metrics): Promise<NamespaceLabelSource> {
+async function openNamespaces(options: ServeOptions, config: Config, metrics: Metrics): Promise<NamespaceLabelSource> {
   const { namespaces, log } = options;
   if ('file' in namespaces) return FileNamespaceSource.open(namespaces.file, log, options.watchIntervalMs);
   if ('source' in namespaces) return namespaces.source;
@@ -155,7 +177,7 @@ async function openNamespaces(options: ServeOptions, metrics: Metrics): Promise<
     log,
     onRestart: () => metrics.informerRestarted(),
     // The refresher's report, read per admission to warn about a stale pull Secret.
-    keepAnnotations: [annotationKeys(options.config.labelPrefix).pullSecretStatus],
+    keepAnnotations: [annotationKeys(config.labelPrefix).pullSecretStatus],
   });
 }
 

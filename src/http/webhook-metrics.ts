@@ -3,6 +3,7 @@
 // Served by the shared /metrics listener (src/metrics.ts).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { CertificateMetrics } from '../certs/cert-metrics.js';
+import type { ConfigLoadResult } from '../files/config-file.js';
 import { METRIC_PREFIX, createRegistry, type RegistryOptions } from '../metrics.js';
 import type { AdmissionOutcome } from '../webhook/admission.js';
 import type { NamespaceLabelSource } from '../webhook/namespace-labels.js';
@@ -21,6 +22,8 @@ export interface Metrics extends CertificateMetrics {
   observeAdmission(outcome: AdmissionOutcome, durationSeconds: number): void;
   observeLookup(result: LookupResult): void;
   informerRestarted(): void;
+  /** The config file was read: at start, by an applied reload, or refused (the last good config stays). */
+  configLoaded(result: ConfigLoadResult, at: Date): void;
   /** Report this source's state and last sync time at every scrape. */
   trackNamespaceSource(source: NamespaceLabelSource): void;
 }
@@ -60,6 +63,31 @@ export function createMetrics(options: RegistryOptions = {}): Metrics {
     registers: [registry],
   });
   for (const problem of ['expired', 'failing', 'unmanaged']) pullSecretWarnings.inc({ problem }, 0);
+  // Bounded: rule names come from the config file (rule="" when no rule matched).
+  const byRule = new Counter({
+    name: `${METRIC_PREFIX}admissions_by_rule_total`,
+    help: 'Admissions the credential rules were evaluated for, by the rule that matched (rule="" for none) and decision.',
+    labelNames: ['rule', 'decision'] as const,
+    registers: [registry],
+  });
+  const reloads = new Counter({
+    name: `${METRIC_PREFIX}config_reloads_total`,
+    help: 'Config file reloads after a change on disk: result="applied", or "failed" (invalid; the last good config stays).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  for (const result of ['applied', 'failed']) reloads.inc({ result }, 0);
+  const lastGoodConfig = new Gauge({
+    name: `${METRIC_PREFIX}config_last_reload_success_timestamp_seconds`,
+    help: 'Unix time the config in force was read (at start or by the last applied reload).',
+    registers: [registry],
+  });
+  const configStale = new Gauge({
+    name: `${METRIC_PREFIX}config_reload_failing`,
+    help: '1 while the config file on disk is invalid and the last good config is in force, else 0.',
+    registers: [registry],
+  });
+  configStale.set(0);
   const restarts = new Counter({
     name: `${METRIC_PREFIX}informer_restarts_total`,
     help: 'Times the namespace informer was restarted after an error.',
@@ -115,12 +143,22 @@ export function createMetrics(options: RegistryOptions = {}): Metrics {
       duration.observe(durationSeconds);
       if (outcome.error) errors.inc();
       if (outcome.audit.pullSecretProblem) pullSecretWarnings.inc({ problem: outcome.audit.pullSecretProblem });
+      if (outcome.audit.rule !== undefined) byRule.inc({ rule: outcome.audit.rule ?? '', decision: outcome.audit.decision });
     },
     observeLookup(result) {
       lookups.inc({ result });
     },
     informerRestarted() {
       restarts.inc();
+    },
+    configLoaded(result, at) {
+      if (result !== 'initial') reloads.inc({ result });
+      if (result === 'failed') {
+        configStale.set(1);
+      } else {
+        configStale.set(0);
+        lastGoodConfig.set(at.getTime() / 1000);
+      }
     },
     trackNamespaceSource(next) {
       source = next;

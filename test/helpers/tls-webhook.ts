@@ -33,7 +33,8 @@ export interface TestWebhook {
 }
 
 export interface TestWebhookOptions extends Partial<Pick<ServeOptions, 'tlsPolicy' | 'clientCaPath' | 'limits' | 'watchIntervalMs' | 'drainMs'>> {
-  config?: Config;
+  /** A fixed config, or a config file the webhook follows. */
+  config?: Config | { file: string };
   namespaces?: Record<string, Labels>;
   /** A label source of the test's own, instead of a fixed map. */
   namespaceSource?: NamespaceLabelSource;
