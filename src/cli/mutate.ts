@@ -1,13 +1,14 @@
 // Owns `mutate`: the offline twin of the webhook (like `istioctl kube-inject` or `kyverno apply`).
 // Reads a Pod or an AdmissionReview (YAML or JSON, a file or stdin) and the namespace's labels, and
 // prints the decision, its reason, the warnings, the patch and the mutated Pod exactly as the
-// webhook would decide them.
+// webhook would decide them, with the credential rule that matched and why each earlier one did not.
 import { readFile } from 'node:fs/promises';
 import { stringify as toYaml, parse as parseYaml } from 'yaml';
 import { loadConfig } from '../files/config-file.js';
 import { parseLabelList, readNamespacesFile } from '../files/namespaces-file.js';
 import { reviewAdmission, type AdmissionRequest } from '../webhook/admission.js';
 import { isPlainObject, type Labels } from '../webhook/pod.js';
+import { describeMiss } from '../webhook/rules.js';
 import { UsageError, type Flags } from './flags.js';
 
 export const mutateUsage = `mutate flags:
@@ -74,6 +75,13 @@ export async function mutate(flags: Flags, positionals: string[]): Promise<void>
     reason: outcome.audit.reason,
     ...(outcome.audit.detail ? { detail: outcome.audit.detail } : {}),
     ...(outcome.audit.injected ? { injected: outcome.audit.injected } : {}),
+    // Which credential rule matched and why each one before it did not: the first thing to check.
+    ...(outcome.rules
+      ? {
+          rule: outcome.rules.rule?.name ?? null,
+          rulesNotMatched: outcome.rules.misses.map((miss) => describeMiss(miss, config.rules.find((rule) => rule.name === miss.rule))),
+        }
+      : {}),
     warnings: outcome.response.warnings ?? [],
     patch: outcome.operations,
     pod: outcome.pod,
