@@ -187,7 +187,7 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
   (context.guard ?? createPatchGuard(config.labelPrefix)).check(operations);
   const status = context.pullSecretStatus;
   const pullSecret = policy.plan.pullSecret !== null && status ? assessPullSecret(status.annotation, policy.plan.pullSecret, status.now) : undefined;
-  const warnings = [...policy.warnings, ...mutation.warnings, ...(pullSecret ? [pullSecret.warning] : [])].map(formatWarning);
+  const warnings = [...(policy.warnings ?? []), ...mutation.warnings, ...(pullSecret ? [pullSecret.warning] : [])].map(formatWarning);
   const audit = { ...auditBase(request, pod), ...(pullSecret ? { pullSecretProblem: pullSecret.problem } : {}), ...ruleAudit(rules) };
   if (operations.length === 0) {
     return {

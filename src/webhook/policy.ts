@@ -48,7 +48,7 @@ export interface InjectionPlan {
 
 export type PolicyResult =
   | { action: 'skip'; reason: SkipReason; detail: string; rules?: RuleEvaluation }
-  | { action: 'inject'; plan: InjectionPlan; rules?: RuleEvaluation; warnings: string[] };
+  | { action: 'inject'; plan: InjectionPlan; rules?: RuleEvaluation; warnings?: string[] };
 
 export interface PolicyInput {
   operation: string | undefined;
@@ -125,7 +125,7 @@ export function resolvePolicy(input: PolicyInput, config: Config): PolicyResult 
   if (countRequested(plan) === 0) return skipWithRules('nothing-to-inject', `${asked} for nothing`);
   if (config.serviceAccountPolicy === 'never') plan.serviceAccount = null;
   if (countRequested(plan) === 0) return skipWithRules('nothing-to-inject', 'only a ServiceAccount was asked for and serviceAccountPolicy is never');
-  return { action: 'inject', plan, warnings, ...(rules ? { rules } : {}) };
+  return { action: 'inject', plan, ...(warnings.length > 0 ? { warnings } : {}), ...(rules ? { rules } : {}) };
 }
 
 type Credential = 'serviceAccount' | 'awsSecret' | 'pullSecret';
