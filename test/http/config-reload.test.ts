@@ -46,10 +46,11 @@ function configMapDir(root: string, text: string): string {
   return dir;
 }
 
-async function admit(webhook: TestWebhook): Promise<{ rule?: unknown; injected?: string }> {
+async function admit(webhook: TestWebhook): Promise<{ rule?: unknown; injected?: string; patch?: { path: string; value: unknown }[] }> {
   const answer = await requestOnce(webhook.port, { ca: webhook.ca, method: 'POST', path: '/mutate', headers: { 'content-type': 'application/json' }, body: review });
-  const body = JSON.parse(answer.body) as { response: { auditAnnotations?: { rule?: string; injected?: string } } };
-  return body.response.auditAnnotations ?? {};
+  const body = JSON.parse(answer.body) as { response: { auditAnnotations?: { rule?: string; injected?: string }; patch?: string } };
+  const patch = body.response.patch === undefined ? undefined : (JSON.parse(Buffer.from(body.response.patch, 'base64').toString('utf8')) as { path: string; value: unknown }[]);
+  return { ...body.response.auditAnnotations, ...(patch ? { patch } : {}) };
 }
 
 async function metric(webhook: TestWebhook, name: string): Promise<string> {
@@ -65,6 +66,10 @@ t.test('a ConfigMap ..data swap: valid applies to the next request, invalid is r
   const first = await admit(webhook);
   t.equal(first.rule, 'payments-main', 'the rule from the file at start');
   t.match(first.injected, /payments-deployer/);
+  const annotation = first.patch?.find((operation) => operation.path === '/metadata/annotations/buildkite-ecr-injector~1injected');
+  t.match(annotation?.value, /^\{"rule":"payments-main","serviceAccountName":"payments-deployer"/, "the rule in the Pod's injected annotation");
+  const auditLine = webhook.captured.records().find((line) => line.msg === 'admission');
+  t.equal(auditLine?.rule, 'payments-main', 'the rule in the audit line');
   t.match(await metric(webhook, 'buildkite_ecr_injector_admissions_by_rule_total'), /rule="payments-main",decision="injected"\} 1/);
 
   publish(dir, RULES_B);
