@@ -1,6 +1,6 @@
 // The built `buildkite-ecr-injector` binary as a user runs it: `mutate` offline, `certs`, `serve` with
 // a real HTTPS listener and a real SIGTERM, and start-up refusing a bad config with the field named.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,39 +8,11 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
 import { httpsRequest } from '../helpers/https-client.js';
+import { ROOT as root, runCli } from '../helpers/run-cli.js';
 import { startServeProcess } from '../helpers/serve-process.js';
 
 const run = promisify(execFile);
-const root = new URL('../..', import.meta.url).pathname;
-const cli = join(root, 'dist/cli.js');
 const fixture = join(root, 'test/fixtures/default-job/review.json');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function runCli(args: string[], input?: string): Promise<Result> {
-  if (input !== undefined) {
-    return new Promise((resolve) => {
-      const child = spawn(process.execPath, [cli, ...args], { cwd: root });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-      child.stdin.end(input);
-    });
-  }
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 t.test('mutate: an AdmissionReview file and namespace labels give the decision, patch and Pod', async (t) => {
   const labels = 'buildkite-ecr-injector/inject=enabled,buildkite-ecr-injector/pull-secret=ecr-credentials';

@@ -1,16 +1,12 @@
 // `mutate` as a user runs it (the built binary) with credential rules: the report names the rule
 // that matched and says, for each rule before it, which field and value did not match, or which
 // identity annotation the Pod lacked; a rules mistake in --config exits 1 with the field named.
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { parse as parseYaml } from 'yaml';
+import { ROOT as root, runCli } from '../helpers/run-cli.js';
 
-const run = promisify(execFile);
-const root = new URL('../..', import.meta.url).pathname;
-const cli = join(root, 'dist/cli.js');
 const fixture = join(root, 'test/fixtures/default-job/review.json');
 const labels = 'buildkite-ecr-injector/inject=enabled,buildkite-ecr-injector/service-account=buildkite-agent';
 
@@ -26,16 +22,6 @@ rules:
     match: {pipelines: ["payments-*"]}
     serviceAccount: ci-readonly
 `;
-
-async function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
 
 t.test('mutate explains the matched rule and why each earlier rule did not match', async (t) => {
   const config = join(t.testdir(), 'config.yaml');
