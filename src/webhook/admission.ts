@@ -230,7 +230,8 @@ function skipped(request: AdmissionRequest, pod: Pod | undefined, reason: SkipRe
 /** The audit record's rule fields: the matched rule (null for none) and the annotations rules missed. */
 function ruleAudit(rules: RuleEvaluation | undefined): Pick<AuditRecord, 'rule' | 'missingAnnotations'> {
   if (rules === undefined) return {};
-  const missing = [...new Set(rules.misses.flatMap((miss) => (miss.missing === undefined ? [] : [miss.missing])))];
+  const missing: string[] = [];
+  for (const miss of rules.misses) if (miss.missing !== undefined && !missing.includes(miss.missing)) missing.push(miss.missing);
   return { rule: rules.rule?.name ?? null, ...(missing.length > 0 ? { missingAnnotations: missing } : {}) };
 }
 

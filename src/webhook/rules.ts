@@ -1,6 +1,6 @@
 // Owns credential rules: the `rules:` schema, the job identity they match on, and first-match
 // evaluation with the reason every earlier rule did not match. Patterns are compiled once, when the
-// config is parsed, so a request pays only for a few Set lookups and anchored regex tests.
+// config is parsed, so a request pays only for a few Set lookups and substring searches.
 // Identity comes only from annotations agent-stack-k8s writes after any pipeline-authored metadata
 // (see ../../docs/configuration.md#rules); never from tag.buildkite.com/* labels or env.
 import { z } from 'zod';
@@ -108,7 +108,7 @@ export const rulesSchema = z.array(ruleSchema).superRefine((rules, context) => {
   });
 });
 
-/** Compile one field's patterns: exact names into a Set, wildcards into one anchored regex. */
+/** Compile one field's patterns: exact names into a Set, wildcards into piece matchers. */
 export function compilePatterns(patterns: readonly string[]): PatternSet {
   const include = patterns.filter((p) => !p.startsWith('!'));
   const exclude = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
@@ -122,14 +122,36 @@ export function compilePatterns(patterns: readonly string[]): PatternSet {
 function compileAlternatives(patterns: readonly string[]): (value: string) => boolean {
   if (patterns.length === 0) return () => false;
   const exact = new Set(patterns.filter((p) => !p.includes('*')));
-  const wild = patterns.filter((p) => p.includes('*'));
-  if (wild.length === 0) return (value) => exact.has(value);
-  const regex = new RegExp(`^(?:${wild.map((p) => p.split('*').map(escapeRegex).join('.*')).join('|')})$`, 's');
-  return (value) => exact.has(value) || regex.test(value);
+  const wild = patterns.filter((p) => p.includes('*')).map(compileWildcard);
+  const [only] = wild;
+  if (only === undefined) return (value) => exact.has(value);
+  if (wild.length === 1) return exact.size === 0 ? only : (value) => exact.has(value) || only(value);
+  return (value) => exact.has(value) || wild.some((test) => test(value));
 }
 
-function escapeRegex(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/**
+ * One pattern with `*`: the value must start with the text before the first `*`, end with the text
+ * after the last, and hold the pieces between in order. Matching each piece at its leftmost place is
+ * exact for `*`-only globs and linear in the value; a regex with several `.*` can backtrack
+ * polynomially on a long branch name, and branch names are chosen by whoever pushes.
+ */
+function compileWildcard(pattern: string): (value: string) => boolean {
+  const pieces = pattern.split('*');
+  const head = pieces[0] ?? '';
+  const tail = pieces[pieces.length - 1] ?? '';
+  const middle = pieces.slice(1, -1).filter((piece) => piece !== '');
+  const minimum = head.length + tail.length;
+  return (value) => {
+    if (value.length < minimum || !value.startsWith(head) || !value.endsWith(tail)) return false;
+    let at = head.length;
+    const end = value.length - tail.length;
+    for (const piece of middle) {
+      const found = value.indexOf(piece, at);
+      if (found < 0 || found + piece.length > end) return false;
+      at = found + piece.length;
+    }
+    return true;
+  };
 }
 
 /**

@@ -32,6 +32,18 @@ t.test('pattern forms: exact, *, * across slashes, ! alone and mixed', (t) => {
   t.notOk(matches(['release/*', '!release/old-*'], 'release/old-1'));
   t.ok(matches(['release/*', '!release/old-*'], 'release/new'));
   t.notOk(matches(['release/*', '!release/old-*'], 'main'), 'mixed: needs a positive match');
+  t.ok(matches(['a*b*c'], 'a-x-b-y-c'), 'several stars');
+  t.ok(matches(['a*b*c'], 'abc'), 'stars match empty runs');
+  t.notOk(matches(['a*b*c'], 'acb'), 'pieces in order');
+  t.ok(matches(['*b*b*'], 'abab'));
+  t.notOk(matches(['ab*ba'], 'aba'), 'head and tail may not overlap');
+  t.ok(matches(['ab*ba'], 'abba'));
+  t.ok(matches(['**'], ''), 'a double star is a star');
+  t.notOk(matches(['x*y*z'], 'x-z-y'), 'the piece must sit before the tail');
+  const long = 'a'.repeat(100_000);
+  const started = process.hrtime.bigint();
+  t.notOk(matches(['a*a*a*a*a*b'], long), 'no match on a long value');
+  t.ok(Number(process.hrtime.bigint() - started) < 200e6, 'and no backtracking blow-up (well under 200 ms)');
   t.end();
 });
 
