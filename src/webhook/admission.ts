@@ -3,7 +3,7 @@
 // Pure apart from what it is given: the HTTP route and the offline CLI both call `reviewAdmission`.
 import type { Config } from './config.js';
 import { mutatePod, type Injected } from './mutate.js';
-import { createPatchGuard, diffPods, type Operation, type PatchGuard } from './patch.js';
+import { createPatchGuard, type Operation, type PatchGuard } from './patch.js';
 import { describePodShapeProblem, isPlainObject, type Labels, type Pod } from './pod.js';
 import { resolvePolicy, type SkipReason } from './policy.js';
 import { assessPullSecret, type PullSecretProblem } from './pull-secret-status.js';
@@ -175,7 +175,7 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
   }
 
   const mutation = mutatePod(pod, policy.plan, config);
-  const operations = diffPods(pod, mutation.pod);
+  const operations = mutation.operations;
   (context.guard ?? createPatchGuard(config.labelPrefix)).check(operations);
   const status = context.pullSecretStatus;
   const pullSecret = policy.plan.pullSecret !== null && status ? assessPullSecret(status.annotation, policy.plan.pullSecret, status.now) : undefined;
