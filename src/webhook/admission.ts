@@ -120,6 +120,8 @@ export function formatWarning(text: string): string {
 export interface AdmissionContext {
   config: Config;
   guard?: PatchGuard;
+  /** See ShapeOptions.wholePodDepth: the HTTP route sets false, the offline CLI keeps the default. */
+  wholePodDepth?: boolean;
   /**
    * The namespace's pull-secret-status annotation (written by the refresher) and the time to judge
    * it by; without it no pull-Secret warning is given.
@@ -150,7 +152,7 @@ export function reviewAdmission(request: AdmissionRequest, namespaceLabels: Labe
 function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, context: AdmissionContext): AdmissionOutcome {
   const { config } = context;
   const object = request.object;
-  const shapeProblem = describePodShapeProblem(object);
+  const shapeProblem = describePodShapeProblem(object, context);
   if (shapeProblem !== undefined) {
     // Only a Pod CREATE is worth a warning; anything else is simply not ours.
     const isPodCreate = request.operation === 'CREATE' && request.kind?.kind === 'Pod';
