@@ -138,10 +138,9 @@ export function reviewAdmission(request: AdmissionRequest, namespaceLabels: Labe
   try {
     return decide(request, namespaceLabels, context);
   } catch (error) {
-    const audit = auditBase(request, undefined);
     return {
       response: { uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason: 'internal-error' } },
-      audit: { ...audit, decision: 'skipped', reason: 'internal-error', detail: (error as Error).message },
+      audit: { ...auditBase(request, undefined, 'skipped', 'internal-error'), detail: (error as Error).message },
       operations: [],
       pod: request.object,
       error: error as Error,
@@ -182,11 +181,16 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
   const status = context.pullSecretStatus;
   const pullSecret = policy.plan.pullSecret !== null && status ? assessPullSecret(status.annotation, policy.plan.pullSecret, status.now) : undefined;
   const warnings = [...mutation.warnings, ...(pullSecret ? [pullSecret.warning] : [])].map(formatWarning);
-  const audit = { ...auditBase(request, pod), ...(pullSecret ? { pullSecretProblem: pullSecret.problem } : {}) };
-  if (operations.length === 0) {
+  // One audit object, filled in place: this is the path every injected Pod takes.
+  const unchanged = operations.length === 0;
+  const audit = auditBase(request, pod, unchanged ? 'unchanged' : 'injected', unchanged ? 'already-present' : 'injected');
+  if (!unchanged) audit.injected = mutation.injected;
+  if (warnings.length) audit.warnings = warnings;
+  if (pullSecret) audit.pullSecretProblem = pullSecret.problem;
+  if (unchanged) {
     return {
       response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'unchanged', reason: 'already-present' } }, warnings),
-      audit: { ...audit, decision: 'unchanged', reason: 'already-present', ...(warnings.length ? { warnings } : {}) },
+      audit,
       operations,
       pod,
     };
@@ -202,7 +206,7 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
       },
       warnings,
     ),
-    audit: { ...audit, decision: 'injected', reason: 'injected', injected: mutation.injected, ...(warnings.length ? { warnings } : {}) },
+    audit,
     operations,
     pod: mutation.pod,
   };
@@ -212,7 +216,7 @@ function skipped(request: AdmissionRequest, pod: Pod | undefined, reason: SkipRe
   const warnings = rawWarnings.map(formatWarning);
   return {
     response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason } }, warnings),
-    audit: { ...auditBase(request, pod), decision: 'skipped', reason, detail, ...(warnings.length ? { warnings } : {}) },
+    audit: { ...auditBase(request, pod, 'skipped', reason), detail, ...(warnings.length ? { warnings } : {}) },
     operations: [],
     pod: request.object,
   };
@@ -222,7 +226,7 @@ function withWarnings(response: AdmissionResponse, warnings: string[]): Admissio
   return warnings.length > 0 ? { ...response, warnings } : response;
 }
 
-function auditBase(request: AdmissionRequest, pod: Pod | undefined): Omit<AuditRecord, 'decision' | 'reason'> {
+function auditBase(request: AdmissionRequest, pod: Pod | undefined, decision: Decision, reason: Reason): AuditRecord {
   const metadata = pod?.metadata;
   const annotations = metadata?.annotations ?? {};
   return {
@@ -237,6 +241,8 @@ function auditBase(request: AdmissionRequest, pod: Pod | undefined): Omit<AuditR
     user: typeof request.userInfo?.username === 'string' ? request.userInfo.username : undefined,
     operation: request.operation,
     dryRun: request.dryRun === true,
+    decision,
+    reason,
   };
 }
 

@@ -19,7 +19,7 @@ export type Token = string | number;
 /** The JSON pointer (RFC 6901) for `tokens`, each escaped ("~" to "~0", "/" to "~1"). */
 export function pointer(tokens: readonly Token[]): string {
   let path = '';
-  for (const token of tokens) path += `/${fastJsonPatch.escapePathComponent(String(token))}`;
+  for (const token of tokens) path += `/${typeof token === 'number' ? token : fastJsonPatch.escapePathComponent(token)}`;
   return path;
 }
 

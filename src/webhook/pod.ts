@@ -128,9 +128,9 @@ function deeperThan(node: object, levelsLeft: number): boolean {
 function describeContainerProblem(container: unknown): string | undefined {
   if (!isPlainObject(container)) return 'is not an object';
   if (typeof container.name !== 'string') return 'has no name';
-  if (container.env !== undefined && container.env !== null) {
-    if (!Array.isArray(container.env) || !container.env.every(isPlainObject)) return 'env is not a list of objects';
-  }
+  // Only that env is a list: its entries are read once, by rolesOf, which skips any that is not an
+  // object (the API server has validated them; a second pass here cost as much as the read).
+  if (container.env !== undefined && container.env !== null && !Array.isArray(container.env)) return 'env is not a list of objects';
   if (container.envFrom !== undefined && container.envFrom !== null) {
     if (!Array.isArray(container.envFrom) || !container.envFrom.every(isPlainObject)) {
       return 'envFrom is not a list of objects';
@@ -163,10 +163,18 @@ export interface PlacedContainer {
 export function rolesOf(placed: PlacedContainer): ContainerRole[] {
   const { list, container } = placed;
   if (list === 'initContainers') return container.restartPolicy === 'Always' ? ['sidecar'] : ['init'];
-  if (container.env?.some((variable) => variable.name === 'BUILDKITE_COMMAND')) return ['command'];
+  if (hasCommandVariable(container.env)) return ['command'];
   if (container.name === 'checkout') return ['checkout'];
   if (container.name === 'agent') return ['agent'];
   return ['sidecar'];
+}
+
+function hasCommandVariable(env: Container['env']): boolean {
+  if (!env) return false;
+  for (const variable of env as unknown[]) {
+    if (typeof variable === 'object' && variable !== null && (variable as { name?: unknown }).name === 'BUILDKITE_COMMAND') return true;
+  }
+  return false;
 }
 
 export function listContainers(spec: PodSpec): PlacedContainer[] {
