@@ -30,10 +30,16 @@ const MAX_PENDING_BYTES = 8 * 1024 * 1024;
 /** How long the exit-time flush keeps retrying a full pipe (EAGAIN) before it gives up. */
 const EXIT_FLUSH_MS = 1_000;
 const RETRY_MS = 10;
+/**
+ * Lines wait this long (or until BATCH_BYTES are queued) and go out in one write: one write per
+ * audit line cost 6-8 % of the webhook's CPU under load. At exit the queue is flushed.
+ */
+const BATCH_MS = 10;
+const BATCH_BYTES = 64 * 1024;
 
 /**
- * Non-blocking writes to a file descriptor: lines queue while one write is in flight and go out
- * together. Any write error but EAGAIN (EPIPE: the reader went away; EBADF; ...) marks the
+ * Non-blocking writes to a file descriptor: lines queue for up to BATCH_MS, and while one write is
+ * in flight, and go out together. Any write error but EAGAIN (EPIPE: the reader went away; EBADF; ...) marks the
  * destination broken, and from then on every line is dropped at once.
  */
 export class StdoutDestination implements DestinationStream {
@@ -44,6 +50,7 @@ export class StdoutDestination implements DestinationStream {
   #retry: Buffer | undefined;
   #broken = false;
   #dropped = 0;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly fd: number) {}
 
@@ -63,12 +70,22 @@ export class StdoutDestination implements DestinationStream {
     }
     this.#pending.push(line);
     this.#pendingBytes += line.length;
-    if (!this.#writing) this.#writeNext();
+    if (this.#writing) return true;
+    if (this.#pendingBytes >= BATCH_BYTES) {
+      this.#writeNext();
+    } else if (this.#timer === undefined) {
+      // Unref'd: the exit-time flush writes what is still queued.
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        if (!this.#writing && this.#pending.length > 0) this.#writeNext();
+      }, BATCH_MS).unref();
+    }
     return true;
   }
 
   /** Called by pino's logger.flush(cb): done when everything queued so far is written (or dropped). */
   flush(callback?: (error?: Error) => void): void {
+    if (!this.#writing && !this.#broken && this.#pending.length > 0) this.#writeNext();
     if (!callback) return;
     if (!this.#writing || this.#broken) return callback();
     const wait = (): void => {
@@ -103,6 +120,8 @@ export class StdoutDestination implements DestinationStream {
   }
 
   #writeNext(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#writing = true;
     this.#send(this.#take());
   }
