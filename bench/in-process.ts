@@ -1,7 +1,8 @@
-// Owns the in-process measurement: one decision + patch (`reviewAdmission`: policy, mutation, diff,
-// guard, base64) on a freshly parsed request (as each HTTP request brings one), timed one call at a
-// time, without HTTP or logging. The median is the typical call; the mean (in the JSON result only)
-// also carries collections of the parse's garbage, so it overstates the decision's own cost.
+// Owns the in-process measurement: one decision + patch (`reviewAdmission`: shape check, policy,
+// mutation with its recorded patch, guard, base64) on a freshly parsed request (as each HTTP request
+// brings one), timed one call at a time, without HTTP or logging. The median is the typical call; the
+// mean (in the JSON result only) also carries collections of the parse's garbage, so it overstates
+// the decision's own cost.
 import { reviewAdmission, type AdmissionRequest } from '../src/webhook/admission.js';
 import type { Config } from '../src/webhook/config.js';
 import { createPatchGuard } from '../src/webhook/patch.js';
@@ -18,8 +19,8 @@ export interface InProcessResult {
 export function measureDecision(body: string, labels: Labels, config: Config, iterations = 5000): InProcessResult {
   const parse = (): AdmissionRequest => (JSON.parse(body) as { request: AdmissionRequest }).request;
   const request = parse();
-  // The guard is built once per app, as the HTTP route does.
-  const context = { config, guard: createPatchGuard(config.labelPrefix) };
+  // As the HTTP route decides: the guard built once per app, no walk over the whole Pod's nesting.
+  const context = { config, guard: createPatchGuard(config.labelPrefix), wholePodDepth: false };
   const check = reviewAdmission(request, labels, context);
   if (check.audit.decision !== 'injected') throw new Error(`expected an injection, got ${check.audit.decision} (${check.audit.reason})`);
   // Warm up so the optimising compiler has seen the path, as it has in a long-running webhook.

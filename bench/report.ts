@@ -46,3 +46,19 @@ export function formatTable(rows: Row[]): string {
   const rule = `| ${widths.map((width, column) => (column >= 2 && column <= 4 ? `${'-'.repeat(width - 1)}:` : '-'.repeat(width))).join(' | ')} |`;
   return [render(header), rule, ...lines.map(render)].join('\n');
 }
+
+/** One line per target: the measured value, its ratio to the floor where there is one, met or missed. */
+export function formatTargets(rows: Row[]): string {
+  let section = '';
+  const lines: string[] = [];
+  for (const row of rows) {
+    if (row.section !== '') section = row.section;
+    if (row.target === undefined) continue;
+    const decimals = row.decimals ?? 2;
+    const ratio = ratioOf(row);
+    const measured = ratio === undefined ? row.webhook.toFixed(decimals) : `${ratio.toFixed(2)}x floor (${row.webhook.toFixed(decimals)} vs ${row.floor?.toFixed(decimals)})`;
+    const met = meetsTarget(row);
+    lines.push(`- ${section}, ${row.metric}: ${measured}; target ${row.target.text}: ${met ? 'met' : 'MISSED'}${row.void ? ` (${row.void})` : ''}`);
+  }
+  return lines.join('\n');
+}

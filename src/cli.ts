@@ -25,6 +25,15 @@ ${mutateUsage}
 ${certsUsage}
 ${refreshUsage}`;
 
+// A reader that went away (`serve | head`, a broken log pipe) makes writes to stdout/stderr fail with
+// EPIPE; that must not become an uncaught exception that stops a healthy webhook or refresher. The
+// logger has its own destination for stdout that drops output once the pipe is broken (src/log.ts).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {

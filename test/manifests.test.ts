@@ -2,6 +2,7 @@
 // Kubernetes / cert-manager schemas with no unknown fields, and the manifests agree with the code:
 // the webhook's selectors against config defaults and resolvePolicy, the ConfigMap against
 // parseConfig, RBAC without wildcards and limited by name, restricted Pod Security.
+import { readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import t from 'tap';
@@ -237,6 +238,23 @@ void t.test('the ConfigMap is a valid config file, mounted where the Deployment 
     t.equal(args[args.indexOf('--config') + 1], CONFIG_PATH);
     t.same(fileSource(deployment, CONFIG_PATH), { kind: 'configMap', name: NAME, key: 'config.yaml' });
   }
+  t.end();
+});
+
+void t.test('the webhook runs the image entrypoint with V8 heap flags that fit its memory limit', (t) => {
+  const container = webhookContainer(one<IDeployment>('base', 'Deployment', NAME));
+  const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1] ?? '[]') as string[];
+  const command = container.command ?? [];
+  t.same([command[0], command.at(-1)], entrypoint, 'node and the script of the Dockerfile ENTRYPOINT');
+  const flag = (name: string): number => Number(command.find((part) => part.startsWith(`--${name}=`))?.split('=')[1]);
+  const oldSpace = flag('max-old-space-size');
+  const semiSpace = flag('max-semi-space-size');
+  t.ok(oldSpace > 0 && semiSpace > 0, `old space ${oldSpace} MiB, semi-space ${semiSpace} MiB`);
+  const limit = container.resources?.limits?.memory;
+  const limitMiB = typeof limit === 'string' && /^\d+Mi$/.test(limit) ? Number.parseInt(limit, 10) : Number.NaN;
+  // The young generation is three semi-spaces; code, native memory and TLS buffers need ~80 MiB more.
+  t.ok(oldSpace + 3 * semiSpace + 80 <= limitMiB, `heap flags (${oldSpace} + 3 x ${semiSpace} MiB + 80 MiB) fit the ${limit} limit`);
+  t.ok(oldSpace >= limitMiB / 2, 'and use most of it: old space is at least half the limit');
   t.end();
 });
 

@@ -7,7 +7,7 @@ import type { CertificateMetrics } from './cert-metrics.js';
 import { readCertificatePair, type CertificateSource } from './certificate-source.js';
 import { FileCertificateSource } from './file-certificate-source.js';
 import { certificatePaths, generateCertificates, writeCertificates } from './generate.js';
-import { SelfSignedTls, type SelfSignedTlsOptions } from './self-signed-tls.js';
+import type { SelfSignedTlsOptions } from './self-signed-tls.js';
 
 export type TlsSettings =
   | { mode: 'files'; certPath: string; keyPath: string }
@@ -18,6 +18,8 @@ export type TlsSettings =
 
 export async function openCertificateSource(tls: TlsSettings, log: Logger, metrics: CertificateMetrics, watchIntervalMs?: number): Promise<CertificateSource> {
   if (tls.mode === 'self-signed') {
+    // Loaded only in this mode: it needs @kubernetes/client-node (some 70 MB of RSS).
+    const { SelfSignedTls } = await import('./self-signed-tls.js');
     return SelfSignedTls.start({ ...tls, log, metrics });
   }
   if (tls.mode === 'files') return FileCertificateSource.open(tls.certPath, tls.keyPath, log, watchIntervalMs);

@@ -5,7 +5,6 @@
 import closeWithGrace from 'close-with-grace';
 import { hostname } from 'node:os';
 import { loadConfig } from '../files/config-file.js';
-import { loadKubeConfig } from '../kube/kube-config.js';
 import { createLogger } from '../log.js';
 import { withExcludedNamespace } from '../webhook/config.js';
 import { integerFlag, UsageError, type Flags } from './flags.js';
@@ -33,6 +32,8 @@ export async function refresh(flags: Flags): Promise<void> {
   const metricsPort = integerFlag(flags, 'metrics-port', 9090, 0, 65535);
   const healthPort = integerFlag(flags, 'health-port', 8081, 0, 65535);
   const graceSeconds = integerFlag(flags, 'grace-period', 10, 1, 3600);
+  // Loaded here, not at the top, so other commands (and --help) never load the Kubernetes client.
+  const { loadKubeConfig } = await import('../kube/kube-config.js');
   let kubeConfig;
   try {
     kubeConfig = loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) });

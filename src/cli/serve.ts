@@ -8,7 +8,6 @@ import type { TlsSettings } from '../certs/open.js';
 import { DEFAULT_CONNECTION_LIMITS } from '../http/app.js';
 import { DEFAULT_DRAIN_MS, startServer, type ServeOptions } from '../http/server.js';
 import { checkCiphers, DEFAULT_TLS_POLICY, parseMinVersion, type TlsPolicy } from '../http/tls-policy.js';
-import { loadKubeConfig } from '../kube/kube-config.js';
 import { createLogger, type Logger } from '../log.js';
 import { parseConfig, withExcludedNamespace, type Config } from '../webhook/config.js';
 import { integerFlag, UsageError, type Flags } from './flags.js';
@@ -60,11 +59,11 @@ export async function serve(flags: Flags): Promise<void> {
   } else if (mode === 'local') {
     tls = { mode, dir: flags['certs-dir'] ?? 'certs' };
   } else if (mode === 'self-signed') {
-    tls = selfSignedSettings(flags);
+    tls = await selfSignedSettings(flags);
   } else {
     throw new UsageError(`--tls-mode must be files, local or self-signed, got ${mode}`);
   }
-  const namespaces = namespaceSettings(flags, log);
+  const namespaces = await namespaceSettings(flags, log);
   const port = integerFlag(flags, 'port', 8443, 0, 65535);
   const metricsPort = integerFlag(flags, 'metrics-port', 9090, 0, 65535);
   const graceSeconds = integerFlag(flags, 'grace-period', 20, 1, 3600);
@@ -107,19 +106,25 @@ export async function serve(flags: Flags): Promise<void> {
   }
 }
 
-/** The Kubernetes client config from --kubeconfig, or in-cluster in a Pod; undefined when neither applies. */
-function clusterConfig(flags: Flags): KubeConfig | undefined {
+/**
+ * The Kubernetes client config from --kubeconfig, or in-cluster in a Pod; undefined when neither
+ * applies. The client library (some 70 MB of RSS) is loaded only when there is a cluster to talk to.
+ */
+async function clusterConfig(flags: Flags): Promise<KubeConfig | undefined> {
+  const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
+  if (flags.kubeconfig === undefined && !inCluster) return undefined;
+  const { loadKubeConfig } = await import('../kube/kube-config.js');
   try {
-    return loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster: Boolean(process.env.KUBERNETES_SERVICE_HOST) });
+    return loadKubeConfig({ kubeconfigPath: flags.kubeconfig, inCluster });
   } catch (error) {
     throw new UsageError(`cannot load the Kubernetes client configuration: ${(error as Error).message}`);
   }
 }
 
-function selfSignedSettings(flags: Flags): TlsSettings {
+async function selfSignedSettings(flags: Flags): Promise<TlsSettings> {
   const namespace = process.env.POD_NAMESPACE;
   if (!namespace) throw new UsageError('--tls-mode self-signed needs POD_NAMESPACE (the downward API field metadata.namespace)');
-  const kubeConfig = clusterConfig(flags);
+  const kubeConfig = await clusterConfig(flags);
   if (!kubeConfig) throw new UsageError('--tls-mode self-signed needs the Kubernetes API: run in a Pod or pass --kubeconfig FILE');
   return {
     mode: 'self-signed',
@@ -134,13 +139,13 @@ function selfSignedSettings(flags: Flags): TlsSettings {
 }
 
 /** --namespaces FILE wins (local runs, tests); else --kubeconfig FILE; else in-cluster config in a Pod. */
-function namespaceSettings(flags: Flags, log: Logger): ServeOptions['namespaces'] {
+async function namespaceSettings(flags: Flags, log: Logger): Promise<ServeOptions['namespaces']> {
   const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
   if (flags.namespaces) {
     if (flags.kubeconfig || inCluster) log.info({ file: flags.namespaces }, 'namespace labels come from --namespaces; the cluster is not read');
     return { file: flags.namespaces };
   }
-  const kubeConfig = clusterConfig(flags);
+  const kubeConfig = await clusterConfig(flags);
   if (kubeConfig === undefined) {
     throw new UsageError('serve needs --namespaces FILE (local runs) or --kubeconfig FILE, or must run in a Pod (in-cluster config)');
   }

@@ -111,9 +111,18 @@ export function buildApp(options: AppOptions): FastifyInstance {
   };
   const app = fastify(serverOptions) as unknown as FastifyInstance;
   applyConnectionLimits(app.server as HttpsServer, limits, log);
-  // The label prefix is a restart-only key (files/config-file.ts), so one guard serves every reload.
-  const guard = createPatchGuard(config.labelPrefix);
+  // Built once per config, not per request. The label prefix is a restart-only key
+  // (files/config-file.ts), so one guard and one status key serve every reload. The Pod's nesting is
+  // not walked: nothing here recurses into it (copy-on-write copies single objects; the recorded
+  // patch holds only values it made).
   const currentConfig = options.currentConfig ?? (() => config);
+  const guard = createPatchGuard(config.labelPrefix);
+  const statusAnnotation = annotationKeys(config.labelPrefix).pullSecretStatus;
+  let context: DecisionContext = { config, guard, wholePodDepth: false, statusAnnotation };
+  const contextFor = (current: Config): DecisionContext => {
+    if (context.config !== current) context = { config: current, guard, wholePodDepth: false, statusAnnotation };
+    return context;
+  };
 
   // While draining, every answer closes its connection, so the client opens its next one elsewhere
   // instead of writing onto a connection we are about to close.
@@ -160,7 +169,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message: `not an AdmissionReview: ${problem}` });
     }
     const review = request.body as AdmissionReview;
-    const outcome = await decideWithLabels(review.request, { config: currentConfig(), guard }, namespaces, log, options.onNamespaceLookup);
+    const outcome = await decideWithLabels(review.request, contextFor(currentConfig()), namespaces, log, options.onNamespaceLookup);
     const durationSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (outcome.error) {
       log.error({ uid: review.request.uid, err: outcome.error }, 'admission failed; Pod admitted unchanged');
@@ -226,9 +235,14 @@ function describeJsonError(error: Error): string {
  * is the source's slow path (one API read) worth taking; the policy stays the only place that
  * decides which Pods are candidates.
  */
+interface DecisionContext extends AdmissionContext {
+  /** The namespace annotation the refresher reports the pull Secret's state in. */
+  statusAnnotation: string;
+}
+
 async function decideWithLabels(
   request: AdmissionRequest,
-  context: AdmissionContext,
+  context: DecisionContext,
   source: NamespaceLabelSource,
   log: Logger,
   report: ((result: LookupResult) => void) | undefined,
@@ -243,7 +257,7 @@ async function decideWithLabels(
     log.warn({ uid: request.uid, namespace, err: (error as Error).message }, 'namespace lookup failed');
   }
   // The refresher's report on the namespace's pull Secret, from the same cache (never an API call).
-  const status = source.annotations?.(namespace)?.[annotationKeys(context.config.labelPrefix).pullSecretStatus];
+  const status = source.annotations?.(namespace)?.[context.statusAnnotation];
   if (status !== undefined) context = { ...context, pullSecretStatus: { annotation: status, now: new Date() } };
   const outcome = reviewAdmission(request, cached, context);
   if (cached !== undefined || outcome.audit.reason !== 'namespace-unknown' || source.fetch === undefined) {

@@ -11,7 +11,7 @@ import { generateCertificates } from '../certs/generate.js';
 import { openCertificateSource, type TlsSettings } from '../certs/open.js';
 import { FileConfigSource } from '../files/config-file.js';
 import { FileNamespaceSource } from '../files/namespaces-file.js';
-import { InformerNamespaceSource, type InformerSourceOptions } from '../kube/namespace-informer.js';
+import type { InformerSourceOptions } from '../kube/namespace-informer.js';
 import type { Logger } from '../log.js';
 import { startMetricsServer, type MetricsServer } from '../metrics.js';
 import type { Config } from '../webhook/config.js';
@@ -169,6 +169,9 @@ async function openNamespaces(options: ServeOptions, config: Config, metrics: Me
   const { namespaces, log } = options;
   if ('file' in namespaces) return FileNamespaceSource.open(namespaces.file, log, options.watchIntervalMs);
   if ('source' in namespaces) return namespaces.source;
+  // Loaded only here: @kubernetes/client-node costs some 70 MB of RSS, which file and in-memory
+  // label sources (local runs, the bench) need not pay.
+  const { InformerNamespaceSource } = await import('../kube/namespace-informer.js');
   // Start-up does not wait for the first list: /readyz says "not ready" until it is in (so the
   // Service sends nothing here before), and an admission that comes anyway takes the slow path.
   return InformerNamespaceSource.start({

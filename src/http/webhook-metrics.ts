@@ -136,10 +136,23 @@ export function createMetrics(options: RegistryOptions = {}): Metrics {
   });
   leader.set(0);
 
+  // One child per (decision, reason), looked up by a string: inc({...}) hashes a label object on
+  // every admission.
+  const admissionChildren = new Map<string, ReturnType<typeof admissions.labels>>();
+  const admissionSeries = (decision: string, reason: string): ReturnType<typeof admissions.labels> => {
+    const key = `${decision} ${reason}`;
+    let child = admissionChildren.get(key);
+    if (child === undefined) {
+      child = admissions.labels(decision, reason);
+      admissionChildren.set(key, child);
+    }
+    return child;
+  };
+
   return {
     registry,
     observeAdmission(outcome, durationSeconds) {
-      admissions.inc({ decision: outcome.audit.decision, reason: outcome.audit.reason });
+      admissionSeries(outcome.audit.decision, outcome.audit.reason).inc();
       duration.observe(durationSeconds);
       if (outcome.error) errors.inc();
       if (outcome.audit.pullSecretProblem) pullSecretWarnings.inc({ problem: outcome.audit.pullSecretProblem });

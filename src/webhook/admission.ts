@@ -3,7 +3,7 @@
 // Pure apart from what it is given: the HTTP route and the offline CLI both call `reviewAdmission`.
 import type { Config } from './config.js';
 import { mutatePod, type Injected } from './mutate.js';
-import { createPatchGuard, diffPods, type Operation, type PatchGuard } from './patch.js';
+import { createPatchGuard, type Operation, type PatchGuard } from './patch.js';
 import { describePodShapeProblem, isPlainObject, type Labels, type Pod } from './pod.js';
 import { resolvePolicy, type SkipReason } from './policy.js';
 import { assessPullSecret, type PullSecretProblem } from './pull-secret-status.js';
@@ -127,6 +127,8 @@ export function formatWarning(text: string): string {
 export interface AdmissionContext {
   config: Config;
   guard?: PatchGuard;
+  /** See ShapeOptions.wholePodDepth: the HTTP route sets false, the offline CLI keeps the default. */
+  wholePodDepth?: boolean;
   /**
    * The namespace's pull-secret-status annotation (written by the refresher) and the time to judge
    * it by; without it no pull-Secret warning is given.
@@ -143,10 +145,9 @@ export function reviewAdmission(request: AdmissionRequest, namespaceLabels: Labe
   try {
     return decide(request, namespaceLabels, context);
   } catch (error) {
-    const audit = auditBase(request, undefined);
     return {
       response: { uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason: 'internal-error' } },
-      audit: { ...audit, decision: 'skipped', reason: 'internal-error', detail: (error as Error).message },
+      audit: { ...auditBase(request, undefined, 'skipped', 'internal-error'), detail: (error as Error).message },
       operations: [],
       pod: request.object,
       error: error as Error,
@@ -157,7 +158,7 @@ export function reviewAdmission(request: AdmissionRequest, namespaceLabels: Labe
 function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, context: AdmissionContext): AdmissionOutcome {
   const { config } = context;
   const object = request.object;
-  const shapeProblem = describePodShapeProblem(object);
+  const shapeProblem = describePodShapeProblem(object, context);
   if (shapeProblem !== undefined) {
     // Only a Pod CREATE is worth a warning; anything else is simply not ours.
     const isPodCreate = request.operation === 'CREATE' && request.kind?.kind === 'Pod';
@@ -183,16 +184,22 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
   }
 
   const mutation = mutatePod(pod, policy.plan, config);
-  const operations = diffPods(pod, mutation.pod);
+  const operations = mutation.operations;
   (context.guard ?? createPatchGuard(config.labelPrefix)).check(operations);
   const status = context.pullSecretStatus;
   const pullSecret = policy.plan.pullSecret !== null && status ? assessPullSecret(status.annotation, policy.plan.pullSecret, status.now) : undefined;
   const warnings = [...(policy.warnings ?? []), ...mutation.warnings, ...(pullSecret ? [pullSecret.warning] : [])].map(formatWarning);
-  const audit = { ...auditBase(request, pod), ...(pullSecret ? { pullSecretProblem: pullSecret.problem } : {}), ...ruleAudit(rules) };
-  if (operations.length === 0) {
+  // One audit object, filled in place: this is the path every injected Pod takes.
+  const unchanged = operations.length === 0;
+  const audit = auditBase(request, pod, unchanged ? 'unchanged' : 'injected', unchanged ? 'already-present' : 'injected');
+  if (!unchanged) audit.injected = mutation.injected;
+  if (warnings.length) audit.warnings = warnings;
+  if (pullSecret) audit.pullSecretProblem = pullSecret.problem;
+  addRuleAudit(audit, rules);
+  if (unchanged) {
     return {
       response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'unchanged', reason: 'already-present', ...ruleAnnotation(rules) } }, warnings),
-      audit: { ...audit, decision: 'unchanged', reason: 'already-present', ...(warnings.length ? { warnings } : {}) },
+      audit,
       operations,
       pod,
       ...(rules ? { rules } : {}),
@@ -209,7 +216,7 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
       },
       warnings,
     ),
-    audit: { ...audit, decision: 'injected', reason: 'injected', injected: mutation.injected, ...(warnings.length ? { warnings } : {}) },
+    audit,
     operations,
     pod: mutation.pod,
     ...(rules ? { rules } : {}),
@@ -220,7 +227,7 @@ function skipped(request: AdmissionRequest, pod: Pod | undefined, reason: SkipRe
   const warnings = rawWarnings.map(formatWarning);
   return {
     response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'skipped', reason, ...ruleAnnotation(rules) } }, warnings),
-    audit: { ...auditBase(request, pod), ...ruleAudit(rules), decision: 'skipped', reason, detail, ...(warnings.length ? { warnings } : {}) },
+    audit: { ...auditBase(request, pod, 'skipped', reason), ...ruleAudit(rules), detail, ...(warnings.length ? { warnings } : {}) },
     operations: [],
     pod: request.object,
     ...(rules ? { rules } : {}),
@@ -235,6 +242,13 @@ function ruleAudit(rules: RuleEvaluation | undefined): Pick<AuditRecord, 'rule' 
   return { rule: rules.rule?.name ?? null, ...(missing.length > 0 ? { missingAnnotations: missing } : {}) };
 }
 
+function addRuleAudit(audit: AuditRecord, rules: RuleEvaluation | undefined): void {
+  if (rules === undefined) return;
+  const extra = ruleAudit(rules);
+  audit.rule = extra.rule;
+  if (extra.missingAnnotations) audit.missingAnnotations = extra.missingAnnotations;
+}
+
 function ruleAnnotation(rules: RuleEvaluation | undefined): { rule?: string } {
   return rules?.rule ? { rule: rules.rule.name } : {};
 }
@@ -243,7 +257,7 @@ function withWarnings(response: AdmissionResponse, warnings: string[]): Admissio
   return warnings.length > 0 ? { ...response, warnings } : response;
 }
 
-function auditBase(request: AdmissionRequest, pod: Pod | undefined): Omit<AuditRecord, 'decision' | 'reason'> {
+function auditBase(request: AdmissionRequest, pod: Pod | undefined, decision: Decision, reason: Reason): AuditRecord {
   const metadata = pod?.metadata;
   const annotations = metadata?.annotations ?? {};
   return {
@@ -258,6 +272,8 @@ function auditBase(request: AdmissionRequest, pod: Pod | undefined): Omit<AuditR
     user: typeof request.userInfo?.username === 'string' ? request.userInfo.username : undefined,
     operation: request.operation,
     dryRun: request.dryRun === true,
+    decision,
+    reason,
   };
 }
 

@@ -3,10 +3,10 @@
 // changes nothing (the webhook is reinvoked after other webhooks, see reinvocationPolicy: IfNeeded).
 //
 // Copy on write: the result shares every subtree it does not change with the input (managedFields,
-// volumes, env...), and copies only the objects on the paths it writes. Deep-cloning the whole Pod
-// cost more than the rest of a decision together, and fast-json-patch's compare() skips shared
-// subtrees by identity, so the diff costs what we touch rather than the size of the Pod.
+// volumes, env...), and copies only the objects on the paths it writes. Every write is recorded as
+// it is made (PatchRecorder, patch.ts), so the JSON patch costs what we change, not the Pod's size.
 import type { Config } from './config.js';
+import { PatchRecorder, type Operation } from './patch.js';
 import { isPlainObject, selectContainers, type Container, type PlacedContainer, type Pod, type PodSpec } from './pod.js';
 import { labelKeys, type InjectionPlan } from './policy.js';
 
@@ -24,30 +24,41 @@ export interface MutationResult {
   /** What this pass changed; empty when the Pod already had everything. */
   injected: Injected;
   warnings: string[];
+  /** The JSON patch from the original to `pod`, recorded write by write (not yet guarded). */
+  operations: Operation[];
 }
 
 const DEFAULT_SERVICE_ACCOUNT = 'default';
+const SPEC = ['spec'] as const;
 
 export function mutatePod(original: Pod, plan: InjectionPlan, config: Config): MutationResult {
   const pod = copyForWriting(original);
   const injected: Injected = {};
   const warnings: string[] = [];
+  const patch = new PatchRecorder();
 
   if (plan.serviceAccount !== null) {
-    applyServiceAccount(pod, plan.serviceAccount, config, injected, warnings);
+    applyServiceAccount(original, pod, plan.serviceAccount, config, { injected, warnings, patch });
   }
   if (plan.awsSecret !== null) {
-    applyEnvFrom(pod, plan.awsSecret, config, injected, warnings);
+    applyEnvFrom(pod, plan.awsSecret, config, { injected, warnings, patch });
   }
   if (plan.pullSecret !== null) {
-    applyPullSecret(pod, plan.pullSecret, injected);
+    applyPullSecret(original, pod, plan.pullSecret, injected, patch);
   }
   if (plan.serviceAccount !== null && plan.awsSecret !== null) {
     // AWS SDKs take static keys from the environment before IRSA's web identity token.
     warnings.push(`static keys in Secret ${plan.awsSecret} shadow IRSA of ServiceAccount ${plan.serviceAccount}`);
   }
-  if (Object.keys(injected).length > 0) recordInjection(pod, plan.rule === undefined ? injected : { rule: plan.rule, ...injected }, config);
-  return { pod, injected, warnings };
+  if (Object.keys(injected).length > 0) recordInjection(original, pod, plan.rule === undefined ? injected : { rule: plan.rule, ...injected }, config, patch);
+  return { pod, injected, warnings, operations: patch.operations };
+}
+
+/** What the writers report into: what was injected, the warnings, and the patch. */
+interface Outputs {
+  injected: Injected;
+  warnings: string[];
+  patch: PatchRecorder;
 }
 
 /**
@@ -70,7 +81,7 @@ function writableContainer(pod: Pod, placed: PlacedContainer): Container {
   return copy;
 }
 
-function applyServiceAccount(pod: Pod, wanted: string, config: Config, injected: Injected, warnings: string[]): void {
+function applyServiceAccount(original: Pod, pod: Pod, wanted: string, config: Config, { injected, warnings, patch }: Outputs): void {
   const spec = pod.spec;
   // The ServiceAccount admission plugin runs before webhooks, so "unset" arrives as "default".
   const current = spec.serviceAccountName || spec.serviceAccount || DEFAULT_SERVICE_ACCOUNT;
@@ -83,12 +94,16 @@ function applyServiceAccount(pod: Pod, wanted: string, config: Config, injected:
     warnings.push(`serviceAccountName ${current} replaced by ${wanted} (serviceAccountPolicy: always)`);
   }
   spec.serviceAccountName = wanted;
+  patch.set(SPEC, original.spec, 'serviceAccountName', wanted);
   // Keep the deprecated alias consistent when the API server sent it.
-  if (spec.serviceAccount !== undefined) spec.serviceAccount = wanted;
+  if (spec.serviceAccount !== undefined) {
+    spec.serviceAccount = wanted;
+    patch.set(SPEC, original.spec, 'serviceAccount', wanted);
+  }
   injected.serviceAccountName = wanted;
 }
 
-function applyEnvFrom(pod: Pod, secret: string, config: Config, injected: Injected, warnings: string[]): void {
+function applyEnvFrom(pod: Pod, secret: string, config: Config, { injected, warnings, patch }: Outputs): void {
   const targets = selectContainers(pod.spec, config.targetContainers);
   if (targets.length === 0) {
     warnings.push(`no container matches targetContainers; Secret ${secret} not injected`);
@@ -101,6 +116,7 @@ function applyEnvFrom(pod: Pod, secret: string, config: Config, injected: Inject
     // Append: AWS keys from this Secret must not override anything the step set itself in env,
     // and env always wins over envFrom in Kubernetes.
     container.envFrom = [...(container.envFrom ?? []), { secretRef: { name: secret } }];
+    patch.append(['spec', placed.list, placed.index], placed.container, 'envFrom', container.envFrom);
     changed.push(container.name);
   }
   if (changed.length > 0) injected.envFrom = { secret, containers: changed };
@@ -110,20 +126,22 @@ function hasSecretRef(container: Container, secret: string): boolean {
   return (container.envFrom ?? []).some((source) => source.secretRef?.name === secret);
 }
 
-function applyPullSecret(pod: Pod, secret: string, injected: Injected): void {
+function applyPullSecret(original: Pod, pod: Pod, secret: string, injected: Injected, patch: PatchRecorder): void {
   const existing = pod.spec.imagePullSecrets ?? [];
   if (existing.some((reference) => reference.name === secret)) return;
   // Append, never replace: the ServiceAccount plugin copies its own pull secrets only into Pods that
   // have none, so anything already here must survive.
   pod.spec.imagePullSecrets = [...existing, { name: secret }];
+  patch.append(SPEC, original.spec, 'imagePullSecrets', pod.spec.imagePullSecrets);
   injected.imagePullSecrets = [secret];
 }
 
 /** Merge this pass into the `<prefix>/injected` annotation so `kubectl get pod -o yaml` shows it. */
-function recordInjection(pod: Pod, injected: Injected, config: Config): void {
+function recordInjection(original: Pod, pod: Pod, injected: Injected, config: Config, patch: PatchRecorder): void {
   const key = labelKeys(config.labelPrefix).injectedAnnotation;
+  const before = original.metadata.annotations;
   // A new map: the input's annotations are shared with the original Pod.
-  const annotations: Record<string, string> = { ...pod.metadata.annotations };
+  const annotations: Record<string, string> = { ...before };
   pod.metadata.annotations = annotations;
   const previous = parseInjectedAnnotation(annotations[key]);
   const merged: Injected = { ...previous, ...injected };
@@ -137,6 +155,9 @@ function recordInjection(pod: Pod, injected: Injected, config: Config): void {
     merged.imagePullSecrets = [...new Set([...previous.imagePullSecrets, ...injected.imagePullSecrets])];
   }
   annotations[key] = JSON.stringify(merged);
+  // A map that was there gets the one key; a missing (or null) map is written whole.
+  if (isPlainObject(before)) patch.set(['metadata', 'annotations'], before, key, annotations[key]);
+  else patch.set(['metadata'], original.metadata, 'annotations', annotations);
 }
 
 /** Read a previous pass's annotation, keeping only well-formed fields (anyone can write annotations). */
