@@ -183,7 +183,8 @@ export function buildApp(options: AppOptions): FastifyInstance {
   app.get(CERTIFICATE_PATH, (_request, reply) => {
     const chain = certificateBlocks(options.servingCertificate?.() ?? '');
     if (chain.length === 0) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'no serving certificate yet' });
-    return reply.type('application/x-pem-file').send(`${chain.join('\n')}\n`);
+    // text/plain, not application/x-pem-file: the Kubernetes clients read only text or JSON through the proxy.
+    return reply.type('text/plain; charset=utf-8').send(`${chain.join('\n')}\n`);
   });
 
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
