@@ -45,6 +45,9 @@ export function checkCertificatePair(cert: string, key: string, labels = { certL
   return { cert, key, notAfter: new Date(x509.validTo), notBefore: new Date(x509.validFrom) };
 }
 
+/** Where the webhook publishes its public serving chain (`doctor` reads it through the Service proxy). */
+export const CERTIFICATE_PATH = '/certificate';
+
 // A PEM block of a certificate: what may be shown to anyone (never a key that shares the file).
 const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----/g;
 

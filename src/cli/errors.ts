@@ -1,7 +1,7 @@
 // Owns how a failed command ends: one line on stderr and an exit code (64 usage, 1 runtime), never a
 // stack trace for anything a user can cause (a missing file, a bad flag or config, an unreachable or
 // refusing cluster). Only an internal error (a bug) says so, and the stack is there on request.
-import { ApiException } from '@kubernetes/client-node';
+import { describeError, oneLine } from '../kube/describe-error.js';
 import { ConfigError } from '../webhook/config.js';
 import { UsageError } from './flags.js';
 
@@ -24,43 +24,15 @@ export function describeFailure(error: unknown, env: NodeJS.ProcessEnv): Failure
   if (error instanceof UsageError) return { text: `${program}: ${oneLine(error.message)} (see '${program} --help')`, exitCode: 64 };
   // A config error lists every bad field on its own indented line: that list is the message.
   if (error instanceof ConfigError) return { text: `${program}: ${error.message.trimEnd()}`, exitCode: 1 };
-  const message = messageOf(error);
+  const message = describeError(error);
   const internal = INTERNAL.some((kind) => error instanceof kind) && !hasSystemCause(error);
   if (!internal) return { text: `${program}: ${message}`, exitCode: 1 };
   const hint = env[TRACE_ENV] ? '' : ` (an internal error; set ${TRACE_ENV}=1 for the stack and report it)`;
   return { text: `${program}: ${message}${hint}`, exitCode: 1, ...(env[TRACE_ENV] && error instanceof Error && error.stack ? { stack: error.stack } : {}) };
 }
 
-/** One line from any error: the Kubernetes API's own message, and the cause of a network failure. */
-function messageOf(error: unknown): string {
-  if (error instanceof ApiException) return `the Kubernetes API answered ${error.code}: ${apiMessage(error.body)}`;
-  if (!(error instanceof Error)) return oneLine(String(error));
-  let text = error.message;
-  const cause = (error as { cause?: unknown }).cause;
-  if (cause instanceof Error && !text.includes(cause.message)) text += `: ${cause.message}`;
-  return oneLine(text);
-}
-
-/** The `message` of a Kubernetes Status body (a string or parsed JSON), else a short fallback. */
-function apiMessage(body: unknown): string {
-  let value = body;
-  if (typeof body === 'string') {
-    try {
-      value = JSON.parse(body);
-    } catch {
-      return oneLine(body).slice(0, 200) || 'no message';
-    }
-  }
-  const message = (value as { message?: unknown } | null)?.message;
-  return typeof message === 'string' ? oneLine(message) : 'no message';
-}
-
 /** A TypeError from fetch ("fetch failed") carries the real, user-caused reason in its cause. */
 function hasSystemCause(error: unknown): boolean {
   const cause = (error as { cause?: { code?: unknown } } | null)?.cause;
   return typeof cause?.code === 'string';
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, '; ').trim();
 }

@@ -11,6 +11,7 @@ export interface ChainVerdict {
   problem?: string;
   /** The leaf's expiry, when the chain parsed. */
   notAfter?: Date;
+  notBefore?: Date;
   daysLeft?: number;
 }
 
@@ -36,7 +37,7 @@ export function verifyServingChain(chainPem: string, caBundle: string | undefine
   const leaf = chain[0];
   if (leaf === undefined) return { problem: 'the webhook served no certificate' };
   const notAfter = new Date(leaf.validTo);
-  const dates = { notAfter, daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS) };
+  const dates = { notAfter, notBefore: new Date(leaf.validFrom), daysLeft: Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS) };
   if (!caBundle) return { ...dates, problem: 'the webhook configuration has no caBundle: the API server cannot trust any certificate' };
   let anchors: X509Certificate[];
   try {

@@ -7,7 +7,7 @@ import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 
 import type { TlsOptions } from 'node:tls';
 import { buildReviewResponse, describeEnvelopeProblem, reviewAdmission, type AdmissionContext, type AdmissionOutcome, type AdmissionRequest, type AdmissionReview } from '../webhook/admission.js';
 import type { Config } from '../webhook/config.js';
-import { certificateBlocks } from '../certs/certificate-source.js';
+import { CERTIFICATE_PATH, certificateBlocks } from '../certs/certificate-source.js';
 import { parseJsonBody } from './json-body.js';
 import type { Logger } from '../log.js';
 import type { NamespaceLabelSource } from '../webhook/namespace-labels.js';
@@ -82,8 +82,6 @@ export interface AppOptions {
 export type LookupResult = 'hit' | 'miss' | 'fetched' | 'not-found' | 'failed';
 
 export const MUTATE_PATH = '/mutate';
-/** The public serving certificate chain, for `doctor` to check against the caBundle through the Service proxy. */
-export const CERTIFICATE_PATH = '/certificate';
 
 export function buildApp(options: AppOptions): FastifyInstance {
   const { config, namespaces, log } = options;

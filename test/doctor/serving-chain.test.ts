@@ -4,9 +4,8 @@
 import { X509Certificate } from 'node:crypto';
 import t from 'tap';
 import { caBundleOf, generateCertificates } from '../../src/certs/generate.js';
-import { DAY_MS } from '../../src/certs/certificate-source.js';
+import { CERTIFICATE_PATH, DAY_MS } from '../../src/certs/certificate-source.js';
 import { verifyServingChain } from '../../src/doctor/serving-chain.js';
-import { CERTIFICATE_PATH } from '../../src/http/app.js';
 import { httpsRequest } from '../helpers/https-client.js';
 import { startTestWebhook } from '../helpers/tls-webhook.js';
 
