@@ -3,6 +3,7 @@
 // per command in cli/). The only place that reads process.argv, and that turns an error into one
 // line and an exit code: 64 for a usage error, 1 for anything else (see cli/errors.ts).
 import { certsUsage, certs } from './cli/certs.js';
+import { doctorUsage, doctor } from './cli/doctor.js';
 import { describeFailure } from './cli/errors.js';
 import { parseFlags, UsageError } from './cli/flags.js';
 import { mutateUsage, mutate } from './cli/mutate.js';
@@ -16,11 +17,13 @@ Commands:
   mutate   decide offline, exactly as the webhook would, for one Pod
   certs    write a CA and a serving certificate, print the caBundle
   refresh  keep the ECR pull Secret fresh in every opted-in namespace (its own Deployment)
+  doctor   check, read-only, why a namespace's job Pods would lack their credentials
 
 ${serveUsage}
 ${mutateUsage}
 ${certsUsage}
-${refreshUsage}`;
+${refreshUsage}
+${doctorUsage}`;
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -42,6 +45,8 @@ async function main(argv: string[]): Promise<void> {
       return certs(flags);
     case 'refresh':
       return refresh(flags);
+    case 'doctor':
+      return doctor(flags, positionals);
     default:
       throw new UsageError(`unknown command ${command}`);
   }

@@ -1,6 +1,9 @@
 // Owns what a diagnosis is and how it is shown: one check per line, grouped by scope, ✓ ⚠ ✗ and a
 // "fix:" line under each problem (text), or `{"checks": [...]}` (json); and the exit status it means.
 
+/** The fix for a read the user's credentials may not make. */
+export const READ_FIX = 'bind the read-only ClusterRole buildkite-ecr-injector-doctor to yourself (docs/doctor.md)';
+
 export type CheckStatus = 'ok' | 'warning' | 'error';
 
 export interface Check {
@@ -52,4 +55,14 @@ export function formatJson(checks: readonly Check[]): string {
 /** 0 when no check is an error, else 1. */
 export function exitCodeOf(checks: readonly Check[]): 0 | 1 {
   return checks.some((c) => c.status === 'error') ? 1 : 0;
+}
+
+/** "ServiceAccount a, AWS Secret b, pull Secret c": what a job Pod gets (or got), in words. */
+export function describeCredentials(parts: { serviceAccount?: string | null; awsSecret?: string | null; pullSecrets?: readonly string[] | null }): string {
+  const words = [
+    parts.serviceAccount && `ServiceAccount ${parts.serviceAccount}`,
+    parts.awsSecret && `AWS Secret ${parts.awsSecret}`,
+    parts.pullSecrets && parts.pullSecrets.length > 0 && `pull Secret ${parts.pullSecrets.join(', ')}`,
+  ].filter(Boolean);
+  return words.join(', ') || 'nothing';
 }
