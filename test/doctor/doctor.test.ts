@@ -55,8 +55,8 @@ t.test('a healthy cluster and namespace: every check ✓, exit 0, text grouped b
   await writeFile(kubeconfig, cluster.kubeconfigText);
   const text = await runCli(['--kubeconfig', kubeconfig, '-n', 'team-a']);
   t.equal(text.code, 0, text.stderr);
-  t.match(text.stdout, /^cluster\n  ✓ webhook-configuration: /);
-  t.match(text.stdout, /\nnamespace\/team-a\n  ✓ labels: /);
+  t.match(text.stdout, /^cluster\n {2}✓ webhook-configuration: /);
+  t.match(text.stdout, /\nnamespace\/team-a\n {2}✓ labels: /);
   t.match(text.stdout, /\n\d+ checks: \d+ ok, 0 warnings, 0 errors\n$/);
 });
 
@@ -126,7 +126,7 @@ t.test('each deliberate fault is found with its fix; JSON is exactly {checks: [{
     t.match(check.scope, /^(cluster|namespace\/[a-z0-9-]+|pod\/[a-z0-9-]+\/[a-z0-9-]+)$/);
   }
   const text = await runCli(['--kubeconfig', kubeconfig, '-n', 'no-sa']);
-  t.match(text.stdout, /  ✗ service-account: ServiceAccount buildkite-agent does not exist[^\n]*\n      fix: kubectl -n no-sa create serviceaccount/);
+  t.match(text.stdout, / {2}✗ service-account: ServiceAccount buildkite-agent does not exist[^\n]*\n {6}fix: kubectl -n no-sa create serviceaccount/);
 });
 
 t.test('--pod: an injected Pod, a Pod the webhook never saw, a Pod that is not a job', async (t) => {
