@@ -33,6 +33,9 @@ const cases: { command: string; args: string[]; env?: Record<string, string>; co
   { command: 'certs', args: ['certs', '--days', '0'], code: 64, says: /--days must be an integer from 1 to 3650/ },
   { command: 'refresh', args: ['refresh', '--kubeconfig', '/missing-kubeconfig'], env: { POD_NAMESPACE: 'ops' }, code: 64, says: /cannot load the Kubernetes client configuration/ },
   { command: 'refresh', args: ['refresh'], env: { POD_NAMESPACE: '' }, code: 64, says: /refresh needs POD_NAMESPACE/ },
+  { command: 'doctor', args: ['doctor', '--kubeconfig', '/missing-kubeconfig'], code: 64, says: /cannot load the Kubernetes client configuration: ENOENT/ },
+  { command: 'doctor', args: ['doctor', '--pod', 'web-0'], code: 64, says: /--pod NAME needs its namespace: -n NS/ },
+  { command: 'doctor', args: ['doctor', '--config', '/missing.yaml', '--kubeconfig', '/missing-kubeconfig'], code: 1, says: /cannot read config file \/missing\.yaml/ },
   { command: '(none)', args: ['frobnicate'], code: 64, says: /unknown command frobnicate/ },
 ];
 

@@ -163,3 +163,13 @@ t.test('usage errors exit 64 with one line', async (t) => {
     t.equal(result.stderr.trimEnd().split('\n').length, 1);
   }
 });
+
+t.test('an unreachable cluster: every read is an error check with its reason, exit 1, nothing on stderr', async (t) => {
+  const kubeconfig = join(t.testdir(), 'kubeconfig');
+  await writeFile(kubeconfig, 'apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n');
+  const result = await runCli(['--kubeconfig', kubeconfig, '-o', 'json']);
+  t.equal(result.code, 1);
+  t.equal(result.stderr, '');
+  const checks = (JSON.parse(result.stdout) as { checks: Check[] }).checks;
+  t.match(checks.find((c) => c.check === 'webhook-configuration')?.message, /cannot list MutatingWebhookConfigurations: .*ECONNREFUSED/);
+});
