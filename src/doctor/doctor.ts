@@ -9,7 +9,7 @@ import { labelKeys } from '../webhook/policy.js';
 import type { ClusterApi } from './cluster-api.js';
 import { checkNamespace } from './namespace-checks.js';
 import { checkPod } from './pod-check.js';
-import { READ_FIX, scopeChecks, type Check } from './report.js';
+import { READ_FIX, readOrFail, scopeChecks, type Check } from './report.js';
 import { checkConfigurationAndOrder, checkDeployment, checkServingCertificate, checkWebhookSettings, webhookService, type WebhookService } from './webhook-checks.js';
 
 export const DEFAULT_WEBHOOK_CONFIGURATION = 'buildkite-ecr-injector';
@@ -47,7 +47,7 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
     await checkServingCertificate(api, configuration, configuration && webhookService(configuration), now, cluster);
   }
   const refresherName = `${service.name}${REFRESHER_SUFFIX}`;
-  const [webhookDeployment, refresherDeployment] = await Promise.all([readOrReport(cluster, 'webhook-deployment', () => api.deployment(service.namespace, service.name)), readOrReport(cluster, 'refresher-deployment', () => api.deployment(service.namespace, refresherName))]);
+  const [webhookDeployment, refresherDeployment] = await Promise.all([readOrFail(cluster, 'webhook-deployment', `Deployment ${service.namespace}/${service.name}`, () => api.deployment(service.namespace, service.name)), readOrFail(cluster, 'refresher-deployment', `Deployment ${service.namespace}/${refresherName}`, () => api.deployment(service.namespace, refresherName))]);
   if (webhookDeployment !== null) checkDeployment('webhook-deployment', 'the webhook', service.namespace, service.name, webhookDeployment, true, cluster);
   if (refresherDeployment !== null) checkDeployment('refresher-deployment', 'the refresher', service.namespace, refresherName, refresherDeployment, false, cluster);
 
@@ -71,16 +71,6 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
     }
   }
   return checks;
-}
-
-/** A read whose failure becomes an error check; null then, so no further check runs on it. */
-async function readOrReport<T>(out: ReturnType<typeof scopeChecks>, id: string, read: () => Promise<T>): Promise<T | null> {
-  try {
-    return await read();
-  } catch (error) {
-    out.fail(id, `cannot read: ${describeError(error)}`, READ_FIX);
-    return null;
-  }
 }
 
 /** The webhook's own config, from its ConfigMap; the built-in defaults when it cannot be read. */

@@ -4,7 +4,6 @@
 // each ECR token's expiry from its own payload, who manages it, the refresher's report). Secret
 // values are decoded only to read a token's expiry; no value ever reaches a message.
 import type { V1MutatingWebhookConfiguration, V1Namespace, V1Secret } from '@kubernetes/client-node';
-import { describeError } from '../kube/describe-error.js';
 import { DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE, readDockerConfig, tokenExpiry } from '../refresher/docker-config.js';
 import { desiredPullSecret } from '../refresher/desired.js';
 import { isManaged, MANAGED_BY, MANAGED_BY_LABEL } from '../refresher/pull-secrets.js';
@@ -14,7 +13,7 @@ import { labelKeys, resolvePolicy, type InjectionPlan } from '../webhook/policy.
 import { annotationKeys, assessPullSecret, parsePullSecretStatus } from '../webhook/pull-secret-status.js';
 import type { ClusterApi } from './cluster-api.js';
 import { selects } from './label-selector.js';
-import { describeCredentials, READ_FIX, scopeChecks, type Check } from './report.js';
+import { describeCredentials, readOrFail, scopeChecks, type Check, type ScopeChecks } from './report.js';
 
 export const ROLE_ARN_ANNOTATION = 'eks.amazonaws.com/role-arn';
 const AWS_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
@@ -30,7 +29,7 @@ export interface NamespaceContext {
   now: Date;
 }
 
-type Checks = ReturnType<typeof scopeChecks>;
+type Checks = ScopeChecks;
 
 /** What the webhook would inject into a job Pod created in the namespace now, or why nothing. */
 export function planFor(namespace: V1Namespace, config: Config): ReturnType<typeof resolvePolicy> {
@@ -102,13 +101,8 @@ function checkLabels(namespace: string, labels: Readonly<Record<string, string>>
 
 async function checkServiceAccount(namespace: string, plan: InjectionPlan, context: NamespaceContext, out: Checks): Promise<void> {
   const name = plan.serviceAccount!;
-  let account;
-  try {
-    account = await context.api.serviceAccount(namespace, name);
-  } catch (error) {
-    out.fail('service-account', `cannot read ServiceAccount ${name}: ${describeError(error)}`, READ_FIX);
-    return;
-  }
+  const account = await readOrFail(out, 'service-account', `ServiceAccount ${name}`, () => context.api.serviceAccount(namespace, name));
+  if (account === null) return;
   if (!account) {
     out.fail('service-account', `ServiceAccount ${name} does not exist: the API server rejects every job Pod it is set on`, `kubectl -n ${namespace} create serviceaccount ${name} && kubectl -n ${namespace} annotate serviceaccount ${name} ${ROLE_ARN_ANNOTATION}=arn:aws:iam::ACCOUNT:role/ROLE`);
     return;
@@ -133,13 +127,8 @@ function keyNames(secret: V1Secret): string[] {
 }
 
 async function checkAwsSecret(namespace: string, name: string, context: NamespaceContext, out: Checks): Promise<void> {
-  let secret;
-  try {
-    secret = await context.api.secret(namespace, name);
-  } catch (error) {
-    out.fail('aws-secret', `cannot read Secret ${name}: ${describeError(error)}`, READ_FIX);
-    return;
-  }
+  const secret = await readOrFail(out, 'aws-secret', `Secret ${name}`, () => context.api.secret(namespace, name));
+  if (secret === null) return;
   if (!secret) {
     out.fail('aws-secret', `Secret ${name} does not exist: job Pods that reference it do not start (CreateContainerConfigError)`, `kubectl -n ${namespace} create secret generic ${name} --from-literal=AWS_ACCESS_KEY_ID=... --from-literal=AWS_SECRET_ACCESS_KEY=...`);
     return;
@@ -158,13 +147,8 @@ async function checkPullSecret(namespace: V1Namespace, name: string, context: Na
   const { config, now } = context;
   const annotations = namespace.metadata?.annotations ?? {};
   const statusKey = annotationKeys(config.labelPrefix).pullSecretStatus;
-  let secret;
-  try {
-    secret = await context.api.secret(ns, name);
-  } catch (error) {
-    out.fail('pull-secret', `cannot read Secret ${name}: ${describeError(error)}`, READ_FIX);
-    return;
-  }
+  const secret = await readOrFail(out, 'pull-secret', `Secret ${name}`, () => context.api.secret(ns, name));
+  if (secret === null) return;
   if (!secret) {
     const fix = context.refresher
       ? `the refresher creates it: ${refresherLogs(context)}`

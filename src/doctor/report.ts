@@ -1,5 +1,6 @@
 // Owns what a diagnosis is and how it is shown: one check per line, grouped by scope, ✓ ⚠ ✗ and a
 // "fix:" line under each problem (text), or `{"checks": [...]}` (json); and the exit status it means.
+import { describeError } from '../kube/describe-error.js';
 
 /** The fix for a read the user's credentials may not make. */
 export const READ_FIX = 'bind the read-only ClusterRole buildkite-ecr-injector-doctor to yourself (docs/doctor.md)';
@@ -16,6 +17,18 @@ export interface Check {
   /** The command or change that fixes it; "" when there is nothing to fix. */
   fix: string;
 }
+
+/** A read whose failure becomes an error check (`cannot read WHAT: why`, fix: the RBAC); null then. */
+export async function readOrFail<T>(out: ScopeChecks, id: string, what: string, read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await read();
+  } catch (error) {
+    out.fail(id, `cannot read ${what}: ${describeError(error)}`, READ_FIX);
+    return null;
+  }
+}
+
+export type ScopeChecks = ReturnType<typeof scopeChecks>;
 
 /** Builds the checks of one scope. */
 export function scopeChecks(scope: string): {

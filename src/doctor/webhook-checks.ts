@@ -8,7 +8,7 @@ import type { Config } from '../webhook/config.js';
 import { labelKeys } from '../webhook/policy.js';
 import type { ClusterApi } from './cluster-api.js';
 import { selects } from './label-selector.js';
-import { scopeChecks, type Check } from './report.js';
+import type { Check, ScopeChecks } from './report.js';
 import { verifyServingChain } from './serving-chain.js';
 
 /** Where the webhook runs, from its configuration's clientConfig.service. */
@@ -18,7 +18,7 @@ export interface WebhookService {
   port: number;
 }
 
-type Checks = ReturnType<typeof scopeChecks>;
+type Checks = ScopeChecks;
 
 /** The configuration named `name` among all of them, and the checks of its name order. */
 export function checkConfigurationAndOrder(all: V1MutatingWebhookConfiguration[], name: string, out: Checks): V1MutatingWebhookConfiguration | undefined {
