@@ -29,6 +29,7 @@ const cases: { command: string; args: string[]; env?: Record<string, string>; co
   { command: 'serve', args: ['serve', '--config', '/missing.yaml'], code: 1, says: /cannot read config file \/missing\.yaml/ },
   { command: 'mutate', args: ['mutate', '/missing-pod.yaml', '--namespace-labels', 'a=b'], code: 64, says: /cannot read \/missing-pod\.yaml/ },
   { command: 'mutate', args: ['mutate', '--frobnicate'], code: 64, says: /Unknown option '--frobnicate'/ },
+  { command: 'mutate', args: ['mutate', '-', '--namespace', 'a', '-n', 'b'], code: 64, says: /--namespace may be given once here/ },
   { command: 'certs', args: ['certs', '--out', '/dev/null/certs'], code: 1, says: /ENOTDIR: not a directory/ },
   { command: 'certs', args: ['certs', '--days', '0'], code: 64, says: /--days must be an integer from 1 to 3650/ },
   { command: 'refresh', args: ['refresh', '--kubeconfig', '/missing-kubeconfig'], env: { POD_NAMESPACE: 'ops' }, code: 64, says: /cannot load the Kubernetes client configuration/ },
