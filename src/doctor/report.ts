@@ -56,7 +56,8 @@ export function formatText(checks: readonly Check[]): string {
     }
   }
   const count = (status: CheckStatus) => checks.filter((c) => c.status === status).length;
-  lines.push('', `${checks.length} checks: ${count('ok')} ok, ${count('warning')} warnings, ${count('error')} errors`);
+  const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  lines.push('', `${plural(checks.length, 'check')}: ${count('ok')} ok, ${plural(count('warning'), 'warning')}, ${plural(count('error'), 'error')}`);
   return `${lines.join('\n')}\n`;
 }
 
