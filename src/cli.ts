@@ -1,16 +1,14 @@
 #!/usr/bin/env node
 // The `buildkite-ecr-injector` command: picks the command, parses its flags and runs it (one module
 // per command in cli/). The only place that reads process.argv, and that turns an error into one
-// line and an exit code: 64 for a usage error, 1 for anything else.
+// line and an exit code: 64 for a usage error, 1 for anything else (see cli/errors.ts).
 import { certsUsage, certs } from './cli/certs.js';
+import { doctorUsage, doctor } from './cli/doctor.js';
+import { describeFailure } from './cli/errors.js';
 import { parseFlags, UsageError } from './cli/flags.js';
 import { mutateUsage, mutate } from './cli/mutate.js';
 import { refreshUsage, refresh } from './cli/refresh.js';
 import { serveUsage, serve } from './cli/serve.js';
-import { NamespaceFileError } from './files/namespaces-file.js';
-import { ClientCaError } from './http/client-ca.js';
-import { TlsPolicyError } from './http/tls-policy.js';
-import { ConfigError } from './webhook/config.js';
 
 const USAGE = `Usage: buildkite-ecr-injector <command> [flags]
 
@@ -19,11 +17,13 @@ Commands:
   mutate   decide offline, exactly as the webhook would, for one Pod
   certs    write a CA and a serving certificate, print the caBundle
   refresh  keep the ECR pull Secret fresh in every opted-in namespace (its own Deployment)
+  doctor   check, read-only, why a namespace's job Pods would lack their credentials
 
 ${serveUsage}
 ${mutateUsage}
 ${certsUsage}
-${refreshUsage}`;
+${refreshUsage}
+${doctorUsage}`;
 
 // A reader that went away (`serve | head`, a broken log pipe) makes writes to stdout/stderr fail with
 // EPIPE; that must not become an uncaught exception that stops a healthy webhook or refresher. The
@@ -54,20 +54,15 @@ async function main(argv: string[]): Promise<void> {
       return certs(flags);
     case 'refresh':
       return refresh(flags);
+    case 'doctor':
+      return doctor(flags, positionals);
     default:
       throw new UsageError(`unknown command ${command}`);
   }
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  const known =
-    error instanceof UsageError ||
-    error instanceof ConfigError ||
-    error instanceof NamespaceFileError ||
-    error instanceof TlsPolicyError ||
-    error instanceof ClientCaError;
-  const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`buildkite-ecr-injector: ${message}\n${error instanceof UsageError ? "run 'buildkite-ecr-injector --help' for usage\n" : ''}`);
-  if (!known && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
-  process.exitCode = error instanceof UsageError ? 64 : 1;
+  const failure = describeFailure(error, process.env);
+  process.stderr.write(`${failure.text}\n${failure.stack ? `${failure.stack}\n` : ''}`);
+  process.exitCode = failure.exitCode;
 });

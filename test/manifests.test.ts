@@ -34,6 +34,7 @@ const NAMESPACE = 'buildkite-ecr-injector';
 const CONFIG_PATH = '/etc/buildkite-ecr-injector/config.yaml';
 const TLS_DIR = '/etc/buildkite-ecr-injector/tls';
 const REFRESHER = 'buildkite-ecr-injector-refresher';
+const DOCTOR = 'buildkite-ecr-injector-doctor';
 
 async function findKustomizations(dir: string): Promise<string[]> {
   const found: string[] = [];
@@ -104,6 +105,7 @@ void t.test('the kustomizations the README names exist, and every one renders', 
     'base',
     'components/refresher',
     'examples/namespace-opt-in',
+    'optional/doctor-rbac',
     'optional/refresher-policy',
     'optional/validating-admission-policy',
     'overlays/cert-manager',
@@ -339,12 +341,14 @@ void t.test('RBAC has no wildcards and names every object it may read or change'
         // below): it keeps a Secret of a label-chosen name in every opted-in namespace, deletes the
         // ones no longer asked for, and patches its status annotation onto Namespaces.
         const refresher = role.metadata.name === REFRESHER;
+        // doctor's role reads what a namespace names, in every namespace (checked below): read-only.
+        const doctor = role.metadata.name === DOCTOR && rule.verbs.every((verb) => ['get', 'list'].includes(verb));
         t.notOk(rule.verbs.some((verb) => ['deletecollection', 'bind', 'escalate', 'impersonate'].includes(verb) || (verb === 'delete' && !refresher)), `${id} has no destructive or escalating verb`);
         // A rule must name its objects, unless it only creates (which RBAC cannot limit by name) or
         // is the namespace informer's read access.
         const onlyCreate = rule.verbs.every((verb) => verb === 'create');
         const namespaceReads = rule.resources?.join() === 'namespaces' && rule.verbs.every((verb) => ['get', 'list', 'watch'].includes(verb));
-        t.ok((rule.resourceNames?.length ?? 0) > 0 || onlyCreate || namespaceReads || refresher, `${id} is limited by resourceNames`);
+        t.ok((rule.resourceNames?.length ?? 0) > 0 || onlyCreate || namespaceReads || refresher || doctor, `${id} is limited by resourceNames`);
       }
     }
   }
@@ -455,5 +459,28 @@ void t.test('the refresher component: its own Deployment and ServiceAccount, the
     .filter((b) => (b as unknown as IRoleBinding).subjects?.some((s) => s.name === NAME))
     .flatMap((b) => rulesOf(one<KubeObject>(dir, (b as unknown as IRoleBinding).roleRef.kind, (b as unknown as IRoleBinding).roleRef.name)));
   t.notOk(webhookGrants.some((rule) => rule.resources?.includes('secrets') && (rule.resourceNames ?? []).length === 0 && rule.verbs.some((v) => v !== 'create')), 'the webhook still holds no Secret access beyond its own TLS Secret');
+  t.end();
+});
+
+void t.test('the doctor ClusterRole grants every read doctor makes, only reads, and no binding', (t) => {
+  const rules = rulesOf(one<KubeObject>('optional/doctor-rbac', 'ClusterRole', DOCTOR));
+  const grants = (group: string, resource: string, verb: string, name?: string) =>
+    rules.some((r) => r.apiGroups?.includes(group) && r.resources?.includes(resource) && r.verbs.includes(verb) && (r.resourceNames === undefined || (name !== undefined && r.resourceNames.includes(name))));
+  // What src/doctor/cluster-api.ts calls.
+  const reads: [string, string, string, string?][] = [
+    ['admissionregistration.k8s.io', 'mutatingwebhookconfigurations', 'list'],
+    ['', 'namespaces', 'list'],
+    ['', 'namespaces', 'get'],
+    ['apps', 'deployments', 'get'],
+    ['', 'serviceaccounts', 'get'],
+    ['', 'secrets', 'get'],
+    ['', 'pods', 'get'],
+    ['', 'configmaps', 'get', NAME],
+    ['', 'services/proxy', 'get', `https:${NAME}:443`],
+  ];
+  for (const [group, resource, verb, name] of reads) t.ok(grants(group, resource, verb, name), `${verb} ${group}/${resource}${name ? ` ${name}` : ''}`);
+  t.same([...new Set(rules.flatMap((r) => r.verbs))].sort(), ['get', 'list'], 'reads only');
+  t.notOk(grants('', 'configmaps', 'get', 'another-configmap'), 'ConfigMaps: only the webhook\'s');
+  t.same(objects('optional/doctor-rbac').map((o) => o.kind), ['ClusterRole'], 'people bind it themselves');
   t.end();
 });

@@ -45,6 +45,17 @@ export function checkCertificatePair(cert: string, key: string, labels = { certL
   return { cert, key, notAfter: new Date(x509.validTo), notBefore: new Date(x509.validFrom) };
 }
 
+/** Where the webhook publishes its public serving chain (`doctor` reads it through the Service proxy). */
+export const CERTIFICATE_PATH = '/certificate';
+
+// A PEM block of a certificate: what may be shown to anyone (never a key that shares the file).
+const CERTIFICATE_BLOCK = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\r\n]+?-----END CERTIFICATE-----/g;
+
+/** The certificate blocks of a PEM text (leaf first, as served), without anything else it holds. */
+export function certificateBlocks(pem: string): string[] {
+  return pem.match(CERTIFICATE_BLOCK) ?? [];
+}
+
 export const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**

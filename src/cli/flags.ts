@@ -24,7 +24,9 @@ export const OPTIONS = {
   'metrics-port': { type: 'string' },
   'metrics-host': { type: 'string' },
   'health-port': { type: 'string' },
-  namespace: { type: 'string' },
+  namespace: { type: 'string', short: 'n', multiple: true },
+  pod: { type: 'string' },
+  context: { type: 'string' },
   'namespace-labels': { type: 'string' },
   'grace-period': { type: 'string' },
   'client-ca': { type: 'string' },
@@ -63,6 +65,12 @@ export function integerFlag(
   const value = Number(raw);
   if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got ${raw}`);
   return value;
+}
+
+/** A flag that may be given once (the option table lets --namespace repeat, for doctor). */
+export function singleFlag(values: string[] | undefined, name: string): string | undefined {
+  if (values !== undefined && values.length > 1) throw new UsageError(`--${name} may be given once here`);
+  return values?.[0];
 }
 
 export function listFlag(value: string | undefined): string[] {

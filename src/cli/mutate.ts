@@ -9,7 +9,7 @@ import { parseLabelList, readNamespacesFile } from '../files/namespaces-file.js'
 import { reviewAdmission, type AdmissionRequest } from '../webhook/admission.js';
 import { isPlainObject, type Labels } from '../webhook/pod.js';
 import { describeMiss } from '../webhook/rules.js';
-import { UsageError, type Flags } from './flags.js';
+import { singleFlag, UsageError, type Flags } from './flags.js';
 
 export const mutateUsage = `mutate flags:
   mutate POD_FILE|-      a Pod (or an AdmissionReview) as YAML or JSON
@@ -42,6 +42,7 @@ async function readStdin(): Promise<string> {
 export async function mutate(flags: Flags, positionals: string[]): Promise<void> {
   const input = positionals[0];
   if (input === undefined) throw new UsageError('mutate needs a Pod file (or - for standard input)');
+  const namespaceFlag = singleFlag(flags.namespace, 'namespace');
   const config = await loadConfig(flags.config);
   const document = await readDocument(input);
   if (!isPlainObject(document)) throw new UsageError(`${input} does not hold a Pod or an AdmissionReview`);
@@ -54,11 +55,11 @@ export async function mutate(flags: Flags, positionals: string[]): Promise<void>
       uid: 'offline',
       kind: { group: '', version: 'v1', kind: typeof document.kind === 'string' ? document.kind : 'Pod' },
       operation: 'CREATE',
-      namespace: flags.namespace ?? (typeof metadata.namespace === 'string' ? metadata.namespace : undefined),
+      namespace: namespaceFlag ?? (typeof metadata.namespace === 'string' ? metadata.namespace : undefined),
       object: document,
     };
   }
-  const namespaceName = flags.namespace ?? request.namespace;
+  const namespaceName = namespaceFlag ?? request.namespace;
   let labels: Labels | undefined;
   if (flags['namespace-labels'] !== undefined) {
     labels = parseLabelList(flags['namespace-labels']);

@@ -7,6 +7,7 @@ import type { Server as HttpsServer, ServerOptions as HttpsServerOptions } from 
 import type { TlsOptions } from 'node:tls';
 import { buildReviewResponse, describeEnvelopeProblem, reviewAdmission, type AdmissionContext, type AdmissionOutcome, type AdmissionRequest, type AdmissionReview } from '../webhook/admission.js';
 import type { Config } from '../webhook/config.js';
+import { CERTIFICATE_PATH, certificateBlocks } from '../certs/certificate-source.js';
 import { parseJsonBody } from './json-body.js';
 import type { Logger } from '../log.js';
 import type { NamespaceLabelSource } from '../webhook/namespace-labels.js';
@@ -76,6 +77,8 @@ export interface AppOptions {
   /** Called once per admission that names a namespace: how its labels were found (metrics). */
   onNamespaceLookup?: (result: LookupResult) => void;
   limits?: Partial<ConnectionLimits>;
+  /** The serving certificate chain (PEM) being served, for GET /certificate; undefined before one arrived. */
+  servingCertificate?: () => string | undefined;
 }
 
 /** How a namespace's labels were found for one admission (the `result` label of lookups). */
@@ -187,6 +190,13 @@ export function buildApp(options: AppOptions): FastifyInstance {
         .code(405)
         .header('allow', 'POST')
         .send({ statusCode: 405, error: 'Method Not Allowed', message: `${request.method} is not allowed on ${MUTATE_PATH}; use POST` }),
+  });
+
+  app.get(CERTIFICATE_PATH, (_request, reply) => {
+    const chain = certificateBlocks(options.servingCertificate?.() ?? '');
+    if (chain.length === 0) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'no serving certificate yet' });
+    // text/plain, not application/x-pem-file: the Kubernetes clients read only text or JSON through the proxy.
+    return reply.type('text/plain; charset=utf-8').send(`${chain.join('\n')}\n`);
   });
 
   app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));

@@ -116,6 +116,7 @@ export async function startServer(options: ServeOptions): Promise<RunningServer>
     onAdmission: (outcome, seconds) => metrics.observeAdmission(outcome, seconds),
     onNamespaceLookup: (result) => metrics.observeLookup(result),
     isDraining: () => draining,
+    servingCertificate: () => certificates.current()?.cert,
     ...(options.limits ? { limits: options.limits } : {}),
   });
   const server = app.server as unknown as HttpsServer;

@@ -5,10 +5,12 @@
 // object leaving or entering the selection as DELETED or ADDED, as the API server does) and work
 // across all namespaces (`/api/v1/secrets`); a Secret's type cannot be changed; a delete may carry a
 // resourceVersion precondition. Faults are injected on purpose: stop/start on the same port,
-// drop watch connections, expire history, fail the next N requests, stall or hold requests. Tests seed
+// drop watch connections, expire history, fail the next N requests, stall or hold requests. GETs
+// through the Service proxy reach an HTTPS backend the test names (`serviceProxy`). Tests seed
 // it with real captured objects from ../fixtures/k8s-api.
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import fastJsonPatch from 'fast-json-patch';
 
@@ -45,7 +47,7 @@ export interface RecordedRequest {
 }
 
 /** Plural resource names the fake knows; a path ending in one of these is a collection. */
-const COLLECTIONS = new Set(['namespaces', 'secrets', 'leases', 'mutatingwebhookconfigurations', 'configmaps', 'serviceaccounts']);
+const COLLECTIONS = new Set(['namespaces', 'secrets', 'leases', 'mutatingwebhookconfigurations', 'configmaps', 'serviceaccounts', 'deployments', 'pods']);
 
 const LIST_KIND: Record<string, string> = {
   namespaces: 'NamespaceList',
@@ -54,7 +56,12 @@ const LIST_KIND: Record<string, string> = {
   mutatingwebhookconfigurations: 'MutatingWebhookConfigurationList',
   configmaps: 'ConfigMapList',
   serviceaccounts: 'ServiceAccountList',
+  deployments: 'DeploymentList',
+  pods: 'PodList',
 };
+
+// The API server's Service proxy: /api/v1/namespaces/NS/services/[https:]NAME[:PORT]/proxy/PATH.
+const SERVICE_PROXY = /^\/api\/v1\/namespaces\/([^/]+)\/services\/([^/]+)\/proxy(\/.*)?$/;
 
 export interface FakeKubeApiOptions {
   /** Fixed port (for restarts); 0 picks one. */
@@ -79,6 +86,11 @@ export class FakeKubeApi {
   /** Awaited before each request is handled (after it is recorded): hold a request to stage a race. */
   intercept: ((request: RecordedRequest) => void | Promise<void>) | undefined;
   #held: (() => void)[] | undefined;
+  /**
+   * Backends of the Service proxy: `NS/https:NAME:PORT` -> a base URL (an HTTPS listener of the
+   * test's). As the API server does, the backend's certificate is not verified.
+   */
+  readonly serviceProxy = new Map<string, string>();
 
   constructor(options: FakeKubeApiOptions = {}) {
     this.#port = options.port ?? 0;
@@ -250,6 +262,8 @@ export class FakeKubeApi {
       if (--failure.count <= 0) this.#failures.shift();
       return sendStatus(res, failure.status, 'InternalError', 'injected failure');
     }
+    const proxied = SERVICE_PROXY.exec(url.pathname);
+    if (proxied && req.method === 'GET') return this.#proxy(res, `${proxied[1]}/${decodeURIComponent(proxied[2]!)}`, proxied[3] ?? '/');
     const body = req.method === 'GET' ? undefined : await readJson(req);
     const segments = url.pathname.split('/').filter(Boolean);
     const last = segments.at(-1) ?? '';
@@ -311,6 +325,16 @@ export class FakeKubeApi {
       return sendJson(res, 200, this.put(collection, patched));
     }
     return sendStatus(res, 405, 'MethodNotAllowed', `${req.method} not supported`);
+  }
+
+  #proxy(res: ServerResponse, service: string, path: string): void {
+    const base = this.serviceProxy.get(service);
+    if (base === undefined) return sendStatus(res, 503, 'ServiceUnavailable', `no endpoints available for service "${service}"`);
+    const upstream = httpsGet(new URL(path, base), { rejectUnauthorized: false }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, { 'content-type': answer.headers['content-type'] ?? 'text/plain' });
+      answer.pipe(res);
+    });
+    upstream.on('error', (error) => sendStatus(res, 503, 'ServiceUnavailable', `error trying to reach service: ${error.message}`));
   }
 
   #list(res: ServerResponse, collection: string, fieldName: string | undefined, query: URLSearchParams, selector: LabelSelector | undefined): void {

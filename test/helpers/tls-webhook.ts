@@ -39,13 +39,15 @@ export interface TestWebhookOptions extends Partial<Pick<ServeOptions, 'tlsPolic
   /** A label source of the test's own, instead of a fixed map. */
   namespaceSource?: NamespaceLabelSource;
   logLevel?: string;
+  /** Names of the serving certificate (default localhost and 127.0.0.1). */
+  dnsNames?: string[];
   /** The test's folder when the test already made it (t.testdir() empties the folder on every call). */
   dir?: string;
 }
 
 export async function startTestWebhook(t: Test, options: TestWebhookOptions = {}): Promise<TestWebhook> {
   const dir = options.dir ?? t.testdir();
-  const set = await generateCertificates({ dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+  const set = await generateCertificates({ dnsNames: options.dnsNames ?? ['localhost'], ipAddresses: ['127.0.0.1'] });
   const paths = await writeCertificates(join(dir, 'serving'), set);
   const captured = captureLog(options.logLevel ?? 'info');
   const { config, namespaces, namespaceSource, tlsPolicy, clientCaPath, limits, watchIntervalMs, drainMs } = options;
