@@ -2,7 +2,6 @@
 // kubeconfig, --kubeconfig or --context; in a Pod its ServiceAccount), prints it as text or JSON,
 // and exits 0 (no error), 1 (an error found) or 64 (usage).
 import { loadConfig } from '../files/config-file.js';
-import { loadKubeConfig } from '../kube/kube-config.js';
 import { singleFlag, UsageError, type Flags } from './flags.js';
 
 export const doctorUsage = `doctor flags:
@@ -30,6 +29,8 @@ export async function doctor(flags: Flags, positionals: string[]): Promise<void>
   const config = flags.config === undefined ? undefined : await loadConfig(flags.config);
   let kubeConfig;
   try {
+    // Loaded only when doctor runs: the other commands must not pay for @kubernetes/client-node.
+    const { loadKubeConfig } = await import('../kube/kube-config.js');
     kubeConfig = loadKubeConfig({
       kubeconfigPath: flags.kubeconfig,
       kubectlDefault: true,

@@ -26,7 +26,7 @@ async function runCli(args: string[], env: Record<string, string> = {}): Promise
 const cases: { command: string; args: string[]; env?: Record<string, string>; code: number; says: RegExp }[] = [
   { command: 'serve', args: ['serve', '--tls-cert', '/missing.crt', '--tls-key', '/missing.key', '--namespaces', 'examples/namespaces.yaml'], code: 1, says: /cannot read TLS files: ENOENT/ },
   { command: 'serve', args: ['serve', '--tls-mode', 'local', '--namespaces', 'examples/namespaces.yaml', '--port', 'eighty'], code: 64, says: /--port must be an integer/ },
-  { command: 'serve', args: ['serve', '--config', '/missing.yaml'], code: 1, says: /cannot read config file \/missing\.yaml/ },
+  { command: 'serve', args: ['serve', '--tls-mode', 'local', '--namespaces', 'examples/namespaces.yaml', '--config', '/missing.yaml'], code: 1, says: /cannot read config file \/missing\.yaml/ },
   { command: 'mutate', args: ['mutate', '/missing-pod.yaml', '--namespace-labels', 'a=b'], code: 64, says: /cannot read \/missing-pod\.yaml/ },
   { command: 'mutate', args: ['mutate', '--frobnicate'], code: 64, says: /Unknown option '--frobnicate'/ },
   { command: 'mutate', args: ['mutate', '-', '--namespace', 'a', '-n', 'b'], code: 64, says: /--namespace may be given once here/ },
