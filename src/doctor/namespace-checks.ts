@@ -1,9 +1,10 @@
 // Owns the checks of one namespace, by what the webhook would inject into a job Pod there (the
 // core's own resolvePolicy on a sample job Pod): its labels, the ServiceAccount and its IAM role, the
 // AWS Secret's key names, static keys shadowing the role, and the pull Secret (type, registries,
-// each ECR token's expiry from its own payload, who manages it, the refresher's report). Secret
+// each ECR token's expiry from its own payload, who manages it, the refresher's report), then the
+// credential rules that can apply here (rule-checks.ts). Secret
 // values are decoded only to read a token's expiry; no value ever reaches a message.
-import type { V1MutatingWebhookConfiguration, V1Namespace, V1Secret } from '@kubernetes/client-node';
+import type { V1MutatingWebhookConfiguration, V1Namespace } from '@kubernetes/client-node';
 import { DOCKER_CONFIG_KEY, DOCKER_CONFIG_TYPE, readDockerConfig, tokenExpiry } from '../refresher/docker-config.js';
 import { desiredPullSecret } from '../refresher/desired.js';
 import { isManaged, MANAGED_BY, MANAGED_BY_LABEL } from '../refresher/pull-secrets.js';
@@ -14,9 +15,10 @@ import { annotationKeys, assessPullSecret, parsePullSecretStatus } from '../webh
 import type { ClusterApi } from './cluster-api.js';
 import { selects } from './label-selector.js';
 import { describeCredentials, readOrFail, scopeChecks, type Check, type ScopeChecks } from './report.js';
+import { checkRules, rulesFor, type RuleCheckContext } from './rule-checks.js';
+import { AWS_KEYS, keyNames } from './secret-keys.js';
 
 export const ROLE_ARN_ANNOTATION = 'eks.amazonaws.com/role-arn';
-const AWS_KEYS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
 const HOUR_MS = 3_600_000;
 
 export interface NamespaceContext {
@@ -59,21 +61,38 @@ export async function checkNamespace(namespace: V1Namespace, context: NamespaceC
     out.fail('webhook-selects-namespace', `the webhook's namespaceSelector does not admit this namespace: the API server never calls the webhook for its Pods`, `kubectl get mutatingwebhookconfiguration ${context.configuration?.metadata?.name} -o yaml: compare namespaceSelector with kubectl get namespace ${name} --show-labels`);
   }
   const policy = planFor(namespace, config);
+  // The sample job Pod carries no pipeline, branch or step: rules that ask for one do not match it.
+  const ruled = rulesFor(name, config.rules).some((rule) => rule.serviceAccount || rule.awsSecret || rule.pullSecret);
+  const unmatched = ruled ? 'job Pods that no rule matches' : 'job Pods';
   if (policy.action === 'skip') {
     const fix = policy.reason === 'namespace-not-opted-in' ? `kubectl label namespace ${name} ${keys.inject}=enabled` : policy.reason === 'nothing-to-inject' ? `kubectl label namespace ${name} ${keys.serviceAccount}=NAME (or ${keys.awsSecret}, ${keys.pullSecret})` : '';
-    out.fail('injection', `job Pods here get nothing (${policy.reason}): ${policy.detail}`, fix);
-    return out.checks;
+    if (policy.reason !== 'nothing-to-inject') {
+      out.fail('injection', `job Pods here get nothing (${policy.reason}): ${policy.detail}`, fix);
+      return out.checks;
+    }
+    // Nothing from labels and defaults is fine when rules give the jobs that need it their credentials.
+    if (ruled) out.ok('injection', `${unmatched} get nothing (${policy.detail}); the rules below decide for the rest`);
+    else out.fail('injection', `job Pods here get nothing (${policy.reason}): ${policy.detail}`, fix);
+    await checkRules(name, ruleContext(namespace, context, { serviceAccount: null, awsSecret: null, pullSecret: null }), out);
+    return sortById(out.checks);
   }
-  out.ok('injection', `job Pods get ${describeCredentials({ ...policy.plan, pullSecrets: policy.plan.pullSecret ? [policy.plan.pullSecret] : [] })}`);
+  const who = policy.plan.rule ? `job Pods get (rule ${policy.plan.rule}, which matches every job here)` : `${unmatched} get`;
+  out.ok('injection', `${who} ${describeCredentials({ ...policy.plan, pullSecrets: policy.plan.pullSecret ? [policy.plan.pullSecret] : [] })}`);
   const reads: Promise<void>[] = [];
   if (policy.plan.serviceAccount) reads.push(checkServiceAccount(name, policy.plan, context, out));
   if (policy.plan.awsSecret) reads.push(checkAwsSecret(name, policy.plan.awsSecret, context, out));
   if (policy.plan.pullSecret) reads.push(checkPullSecret(namespace, policy.plan.pullSecret, context, out));
+  reads.push(checkRules(name, ruleContext(namespace, context, policy.plan), out));
   await Promise.all(reads);
   if (policy.plan.serviceAccount && policy.plan.awsSecret) {
     out.warn('credentials-shadowing', `static keys in Secret ${policy.plan.awsSecret} shadow the IAM role of ServiceAccount ${policy.plan.serviceAccount}: AWS SDKs read environment keys first`, `keep one: kubectl label namespace ${name} ${keys.awsSecret}=none, or ${keys.serviceAccount}=none`);
   }
   return sortById(out.checks);
+}
+
+function ruleContext(namespace: V1Namespace, context: NamespaceContext, checked: RuleCheckContext['checked']): RuleCheckContext {
+  const desired = desiredPullSecret(namespace.metadata?.name ?? '', namespace.metadata?.labels, namespace.metadata?.annotations, context.config);
+  return { api: context.api, config: context.config, now: context.now, ownPullSecret: desired.kind === 'none' ? null : desired.secret, checked };
 }
 
 /** Every label under the prefix is one the webhook reads, with a value it accepts. */
@@ -119,11 +138,6 @@ async function checkServiceAccount(namespace: string, plan: InjectionPlan, conte
       `aws eks list-pod-identity-associations --cluster-name CLUSTER --namespace ${namespace} --service-account ${name} (empty: annotate it with ${ROLE_ARN_ANNOTATION} or create an association)`,
     );
   }
-}
-
-/** The key names a Secret holds (data and stringData); never a value. */
-function keyNames(secret: V1Secret): string[] {
-  return [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})];
 }
 
 async function checkAwsSecret(namespace: string, name: string, context: NamespaceContext, out: Checks): Promise<void> {
@@ -219,7 +233,7 @@ function refresherLogs(context: NamespaceContext): string {
 }
 
 /** Checks in a fixed order (reads run in parallel and finish in any order). */
-const ORDER = ['labels', 'webhook-selects-namespace', 'injection', 'service-account', 'aws-secret', 'credentials-shadowing', 'pull-secret', 'pull-secret-registries', 'pull-secret-token', 'pull-secret-managed', 'refresher-status'];
+const ORDER = ['labels', 'webhook-selects-namespace', 'injection', 'service-account', 'aws-secret', 'credentials-shadowing', 'pull-secret', 'pull-secret-registries', 'pull-secret-token', 'pull-secret-managed', 'refresher-status', 'rules', 'rules-unreachable', 'rule-credentials'];
 function sortById(checks: Check[]): Check[] {
   return checks.map((check, index) => ({ check, index })).sort((a, b) => ORDER.indexOf(a.check.check) - ORDER.indexOf(b.check.check) || a.index - b.index).map(({ check }) => check);
 }

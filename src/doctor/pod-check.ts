@@ -1,11 +1,13 @@
 // Owns `doctor --pod`: what the webhook decided for one Pod, from the `<prefix>/injected` annotation
 // it leaves on every Pod it changed, and otherwise why it left the Pod alone: the core's own decision
-// (reviewAdmission, as `mutate` runs it) for the Pod and its namespace's labels as they are now.
+// (reviewAdmission, as `mutate` runs it) for the Pod and its namespace's labels as they are now,
+// with the credential rule that matched and why each earlier one did not.
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import { reviewAdmission } from '../webhook/admission.js';
 import type { Config } from '../webhook/config.js';
 import { parseInjectedAnnotation, type Injected } from '../webhook/mutate.js';
 import { labelKeys } from '../webhook/policy.js';
+import { describeMiss, type RuleEvaluation } from '../webhook/rules.js';
 import { describeCredentials, scopeChecks, type Check } from './report.js';
 
 // Reasons a Pod is rightly left alone: nothing to fix.
@@ -30,21 +32,30 @@ export function checkPod(namespace: string, name: string, pod: V1Pod | undefined
     { config },
   );
   const { decision, reason, detail } = outcome.audit;
+  const rules = outcome.rules ? ruleExplanation(outcome.rules, config) : '';
   if (decision === 'injected') {
     out.fail(
       'decision',
-      `the webhook never changed this Pod, yet would inject now (${describeInjected(outcome.audit.injected ?? {})}): it never saw the Pod (down, timed out, or not called) and failurePolicy Ignore let it through, or the labels changed since`,
+      `the webhook never changed this Pod, yet would inject now (${describeInjected(outcome.audit.injected ?? {})})${rules}: it never saw the Pod (down, timed out, or not called) and failurePolicy Ignore let it through, or the labels changed since`,
       'fix the cluster and namespace checks above, then recreate the Pod (retry the Buildkite job)',
     );
   } else if (EXPECTED.has(reason)) {
-    out.ok('decision', `the webhook leaves this Pod alone: ${reason} (${detail ?? decision})`);
+    out.ok('decision', `the webhook leaves this Pod alone: ${reason} (${detail ?? decision})${rules}`);
   } else {
-    out.warn('decision', `the webhook leaves this Pod alone: ${reason}${detail ? ` (${detail})` : ''}`, 'see the namespace checks above');
+    out.warn('decision', `the webhook leaves this Pod alone: ${reason}${detail ? ` (${detail})` : ''}${rules}`, 'see the namespace checks above');
   }
   return out.checks;
 }
 
 function describeInjected(injected: Injected): string {
   const into = injected.envFrom ? ` (into ${injected.envFrom.containers.join(', ')})` : '';
-  return `${describeCredentials({ serviceAccount: injected.serviceAccountName, awsSecret: injected.envFrom?.secret, pullSecrets: injected.imagePullSecrets })}${into}`;
+  const rule = injected.rule ? `, chosen by rule ${injected.rule}` : '';
+  return `${describeCredentials({ serviceAccount: injected.serviceAccountName, awsSecret: injected.envFrom?.secret, pullSecrets: injected.imagePullSecrets })}${into}${rule}`;
+}
+
+/** As `mutate` explains it: the rule that matched (or none) and why each one before it did not. */
+function ruleExplanation(rules: RuleEvaluation, config: Config): string {
+  const misses = rules.misses.map((miss) => describeMiss(miss, config.rules.find((rule) => rule.name === miss.rule)));
+  const matched = rules.rule ? `rule ${rules.rule.name} matches` : 'no rule matches';
+  return `; ${matched}${misses.length > 0 ? ` (${misses.join('; ')})` : ''}`;
 }

@@ -10,16 +10,18 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { generateCertificates, caBundleOf } from '../../src/certs/generate.js';
 import { runDoctor } from '../../src/doctor/doctor.js';
+import { dockerConfigJson } from '../../src/refresher/docker-config.js';
 import type { Check } from '../../src/doctor/report.js';
-import { addNamespace, healthyNamespace, MWC, REGISTRY, refresherStatus, startDoctorCluster, type DoctorCluster } from '../helpers/doctor-cluster.js';
+import { parseConfig, type Config } from '../../src/webhook/config.js';
+import { addNamespace, ecrToken, healthyNamespace, MWC, REGISTRY, refresherStatus, ROLE_ARN, startDoctorCluster, type DoctorCluster } from '../helpers/doctor-cluster.js';
 import type { KubeObject } from '../helpers/fake-kube-api.js';
 
 const run = promisify(execFile);
 const root = new URL('../..', import.meta.url).pathname;
 const HOUR = 3_600_000;
 
-function doctor(cluster: DoctorCluster, namespaces: string[] = [], pod?: { namespace: string; name: string }): Promise<Check[]> {
-  return runDoctor({ api: cluster.api, webhookConfiguration: 'buildkite-ecr-injector', namespaces, ...(pod ? { pod } : {}), now: new Date() });
+function doctor(cluster: DoctorCluster, namespaces: string[] = [], pod?: { namespace: string; name: string }, config?: Config): Promise<Check[]> {
+  return runDoctor({ api: cluster.api, webhookConfiguration: 'buildkite-ecr-injector', namespaces, ...(pod ? { pod } : {}), ...(config ? { config } : {}), now: new Date() });
 }
 
 function find(checks: Check[], scope: string, id: string): Check[] {
@@ -152,6 +154,69 @@ t.test('--pod: an injected Pod, a Pod the webhook never saw, a Pod that is not a
   t.match(web?.message, /leaves this Pod alone: not-a-job-pod/);
   const gone = find(await doctor(cluster, [], { namespace: 'team-a', name: 'gone' }), 'pod/team-a/gone', 'pod')[0];
   t.equal(gone?.status, 'error');
+});
+
+t.test('rules: which can apply to each namespace, a catch-all that hides later rules, what they name must exist; --pod names the rule', async (t) => {
+  const cluster = await startDoctorCluster(t);
+  const { fake } = cluster;
+  const now = new Date();
+  addNamespace(fake, healthyNamespace('payments'));
+  addNamespace(fake, healthyNamespace('team-a'));
+  addNamespace(fake, { ...healthyNamespace('bare'), labels: { 'buildkite-ecr-injector/inject': 'enabled' }, serviceAccount: undefined, pullSecret: undefined, annotations: {} });
+  // payments holds the deployer's ServiceAccount, and a pull Secret of its own that nobody renews.
+  fake.seed('/api/v1/namespaces/payments/serviceaccounts', [{ metadata: { name: 'payments-deployer', namespace: 'payments', annotations: { 'eks.amazonaws.com/role-arn': ROLE_ARN } } }]);
+  const prod = dockerConfigJson(new Map([[REGISTRY, ecrToken(new Date(now.getTime() + 3 * HOUR))]]));
+  fake.seed('/api/v1/namespaces/payments/secrets', [{ metadata: { name: 'ecr-prod', namespace: 'payments' }, type: 'kubernetes.io/dockerconfigjson', data: { '.dockerconfigjson': Buffer.from(prod).toString('base64') } }]);
+  const config = parseConfig({
+    rules: [
+      { name: 'payments-deploy', match: { namespaces: ['payments'], pipelines: ['payments-deploy'], branches: 'main' }, serviceAccount: 'payments-deployer', pullSecret: 'ecr-prod' },
+      { name: 'team-a-everything', match: { namespaces: ['team-a'] }, serviceAccount: 'team-a-ci' },
+      { name: 'releases', match: { branches: 'release/*' }, awsSecret: 'release-keys' },
+    ],
+  });
+  const checks = await doctor(cluster, ['payments', 'team-a', 'bare'], undefined, config);
+
+  const payments = find(checks, 'namespace/payments', 'rules')[0];
+  t.equal(payments?.status, 'ok');
+  t.match(payments?.message, /^2 of the config's 3 rules can apply here, first match wins: payments-deploy \(pipelines "payments-deploy", branches "main"\): ServiceAccount payments-deployer, pull Secret ecr-prod; releases \(branches "release\/\*"\): AWS Secret release-keys$/);
+  t.match(find(checks, 'namespace/payments', 'injection')[0]?.message, /^job Pods that no rule matches get ServiceAccount buildkite-agent/);
+  const paymentsCredentials = find(checks, 'namespace/payments', 'rule-credentials');
+  const deploy = paymentsCredentials.find((c) => c.message.startsWith('rule payments-deploy:'));
+  t.equal(deploy?.status, 'warning', 'the deployer ServiceAccount exists; ecr-prod is not renewed');
+  t.match(deploy?.message, /pull Secret ecr-prod is not the namespace's own, so the refresher does not renew it: its first ECR token expires at /);
+  t.match(deploy?.fix, /name the namespace's own pull Secret \(ecr-credentials\) in rule payments-deploy/);
+  const releases = paymentsCredentials.find((c) => c.message.startsWith('rule releases:'));
+  t.equal(releases?.status, 'error');
+  t.match(releases?.message, /AWS Secret release-keys does not exist/);
+  t.not(releases?.fix, '');
+
+  t.match(find(checks, 'namespace/team-a', 'rules')[0]?.message, /^2 of the config's 3 rules can apply here/);
+  const hidden = find(checks, 'namespace/team-a', 'rules-unreachable')[0];
+  t.equal(hidden?.status, 'warning');
+  t.match(hidden?.message, /rule team-a-everything matches every job here .*so releases never apply in team-a/);
+  t.match(find(checks, 'namespace/team-a', 'injection')[0]?.message, /^job Pods get \(rule team-a-everything, which matches every job here\) ServiceAccount team-a-ci/);
+  t.equal(find(checks, 'namespace/team-a', 'service-account')[0]?.status, 'error', 'the catch-all rule\'s ServiceAccount is checked as the namespace\'s own');
+  t.same(find(checks, 'namespace/team-a', 'rule-credentials'), [], 'a rule hidden by the catch-all is not read');
+
+  // bare: no labels beyond opt-in, no defaults: only the rule's jobs get anything, which is fine.
+  t.equal(find(checks, 'namespace/bare', 'injection')[0]?.status, 'ok');
+  t.match(find(checks, 'namespace/bare', 'injection')[0]?.message, /^job Pods that no rule matches get nothing/);
+  t.match(find(checks, 'namespace/bare', 'rules')[0]?.message, /^1 of the config's 3 rules can apply here, first match wins: releases/);
+
+  const none = await doctor(cluster, ['bare'], undefined, parseConfig({ rules: [{ name: 'elsewhere', match: { namespaces: 'payments' }, serviceAccount: 'x' }] }));
+  t.match(find(none, 'namespace/bare', 'rules')[0]?.message, /^none of the config's 1 rule can apply here/);
+  t.equal(find(none, 'namespace/bare', 'injection')[0]?.status, 'error', 'no rule and no label: job Pods get nothing');
+  t.same(find(await doctor(cluster, ['bare']), 'namespace/bare', 'rules'), [], 'no rules in the config: no rules check');
+
+  fake.seed('/api/v1/namespaces/payments/pods', [
+    { metadata: { name: 'pr-build', namespace: 'payments', labels: { 'buildkite.com/job-uuid': 'j1' }, annotations: { 'buildkite.com/pipeline-slug': 'payments-deploy', 'buildkite.com/build-branch': 'feature/x' } }, spec: { serviceAccountName: 'default', containers: [{ name: 'container-0', image: 'alpine' }] } },
+    { metadata: { name: 'deployed', namespace: 'payments', labels: { 'buildkite.com/job-uuid': 'j2' }, annotations: { 'buildkite-ecr-injector/injected': JSON.stringify({ rule: 'payments-deploy', serviceAccountName: 'payments-deployer' }) } }, spec: { serviceAccountName: 'payments-deployer', containers: [{ name: 'container-0', image: 'alpine' }] } },
+  ]);
+  const missed = find(await doctor(cluster, [], { namespace: 'payments', name: 'pr-build' }, config), 'pod/payments/pr-build', 'decision')[0];
+  t.equal(missed?.status, 'error');
+  t.match(missed?.message, /would inject now \(ServiceAccount buildkite-agent, pull Secret ecr-credentials\); no rule matches \(rule payments-deploy: branches "feature\/x" does not match "main"; rule team-a-everything: namespaces "payments" does not match "team-a"; rule releases: branches "feature\/x" does not match "release\/\*"\)/);
+  const deployed = find(await doctor(cluster, [], { namespace: 'payments', name: 'deployed' }, config), 'pod/payments/deployed', 'decision')[0];
+  t.match(deployed?.message, /injected ServiceAccount payments-deployer, chosen by rule payments-deploy/);
 });
 
 t.test('usage errors exit 64 with one line', async (t) => {
