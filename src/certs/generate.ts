@@ -3,7 +3,7 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 export interface CertificateSet {
   caCert: string;
@@ -104,9 +104,29 @@ export function certificatePaths(dir: string): CertificatePaths {
   return { caCert: join(dir, 'ca.crt'), caKey: join(dir, 'ca.key'), cert: join(dir, 'tls.crt'), key: join(dir, 'tls.key') };
 }
 
+/**
+ * mkdir -p, one level at a time. Node's `mkdir(dir, { recursive: true })` retries forever when a
+ * parent exists yet creating the child answers ENOENT (`certs --out /proc/x` hung); here that
+ * ENOENT is the answer.
+ */
+async function ensureDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+    return;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+  }
+  await ensureDirectory(dirname(dir));
+  await mkdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  });
+}
+
 /** Write a set into a folder (keys readable by the owner only). */
 export async function writeCertificates(dir: string, set: CertificateSet): Promise<CertificatePaths> {
-  await mkdir(dir, { recursive: true });
+  await ensureDirectory(dir);
   const paths = certificatePaths(dir);
   await writeFile(paths.caCert, set.caCert, { mode: 0o644 });
   await writeFile(paths.caKey, set.caKey, { mode: 0o600 });

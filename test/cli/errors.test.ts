@@ -31,6 +31,8 @@ const cases: { command: string; args: string[]; env?: Record<string, string>; co
   { command: 'mutate', args: ['mutate', '--frobnicate'], code: 64, says: /Unknown option '--frobnicate'/ },
   { command: 'mutate', args: ['mutate', '-', '--namespace', 'a', '-n', 'b'], code: 64, says: /--namespace may be given once here/ },
   { command: 'certs', args: ['certs', '--out', '/dev/null/certs'], code: 1, says: /ENOTDIR: not a directory/ },
+  // Node's recursive mkdir spun forever here (a parent that exists, a child that cannot be made).
+  { command: 'certs', args: ['certs', '--out', '/proc/no-such-dir/certs'], code: 1, says: /ENOENT: no such file or directory, mkdir '\/proc\/no-such-dir'/ },
   { command: 'certs', args: ['certs', '--days', '0'], code: 64, says: /--days must be an integer from 1 to 3650/ },
   { command: 'refresh', args: ['refresh', '--kubeconfig', '/missing-kubeconfig'], env: { POD_NAMESPACE: 'ops' }, code: 64, says: /cannot load the Kubernetes client configuration/ },
   { command: 'refresh', args: ['refresh'], env: { POD_NAMESPACE: '' }, code: 64, says: /refresh needs POD_NAMESPACE/ },
