@@ -51,6 +51,8 @@ export class StdoutDestination implements DestinationStream {
   #broken = false;
   #dropped = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** flush() was called during a write: write what is queued as soon as it ends, not after BATCH_MS. */
+  #flushing = false;
 
   constructor(private readonly fd: number) {}
 
@@ -71,21 +73,15 @@ export class StdoutDestination implements DestinationStream {
     this.#pending.push(line);
     this.#pendingBytes += line.length;
     if (this.#writing) return true;
-    if (this.#pendingBytes >= BATCH_BYTES) {
-      this.#writeNext();
-    } else if (this.#timer === undefined) {
-      // Unref'd: the exit-time flush writes what is still queued.
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
-        if (!this.#writing && this.#pending.length > 0) this.#writeNext();
-      }, BATCH_MS).unref();
-    }
+    if (this.#pendingBytes >= BATCH_BYTES) this.#writeNext();
+    else this.#armTimer();
     return true;
   }
 
   /** Called by pino's logger.flush(cb): done when everything queued so far is written (or dropped). */
   flush(callback?: (error?: Error) => void): void {
     if (!this.#writing && !this.#broken && this.#pending.length > 0) this.#writeNext();
+    if (this.#writing) this.#flushing = true;
     if (!callback) return;
     if (!this.#writing || this.#broken) return callback();
     const wait = (): void => {
@@ -140,9 +136,22 @@ export class StdoutDestination implements DestinationStream {
       }
       if (error) return this.#break();
       if (written < buffer.length) return this.#send(buffer.subarray(written));
-      if (this.#pending.length > 0) this.#writeNext();
-      else this.#writing = false;
+      this.#writing = false;
+      // Lines that came in during the write wait for the batch too: writing them at once made every
+      // write under load carry one or two lines (a write takes far less than the time between two).
+      if (this.#pending.length === 0) this.#flushing = false;
+      else if (this.#flushing || this.#pendingBytes >= BATCH_BYTES) this.#writeNext();
+      else this.#armTimer();
     });
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined) return;
+    // Unref'd: the exit-time flush writes what is still queued.
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (!this.#writing && this.#pending.length > 0) this.#writeNext();
+    }, BATCH_MS).unref();
   }
 
   #break(): void {

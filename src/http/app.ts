@@ -121,9 +121,10 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const currentConfig = options.currentConfig ?? (() => config);
   const guard = createPatchGuard(config.labelPrefix);
   const statusAnnotation = annotationKeys(config.labelPrefix).pullSecretStatus;
-  let context: DecisionContext = { config, guard, wholePodDepth: false, statusAnnotation };
+  // The answer is the patch: the mutated Pod is never built (podResult false).
+  let context: DecisionContext = { config, guard, wholePodDepth: false, podResult: false, statusAnnotation };
   const contextFor = (current: Config): DecisionContext => {
-    if (context.config !== current) context = { config: current, guard, wholePodDepth: false, statusAnnotation };
+    if (context.config !== current) context = { config: current, guard, wholePodDepth: false, podResult: false, statusAnnotation };
     return context;
   };
 

@@ -2,7 +2,7 @@
 // (policy, then mutation, then a guarded patch) and building the response and its audit record.
 // Pure apart from what it is given: the HTTP route and the offline CLI both call `reviewAdmission`.
 import type { Config } from './config.js';
-import { mutatePod, type Injected } from './mutate.js';
+import { mutatePod, planMutation, type Injected } from './mutate.js';
 import { createPatchGuard, type Operation, type PatchGuard } from './patch.js';
 import { describePodShapeProblem, isPlainObject, type Labels, type Pod } from './pod.js';
 import { resolvePolicy, type SkipReason } from './policy.js';
@@ -72,7 +72,10 @@ export interface AdmissionOutcome {
   response: AdmissionResponse;
   audit: AuditRecord;
   operations: Operation[];
-  /** The Pod after mutation (the original when nothing changed); for the offline CLI. */
+  /**
+   * The Pod after mutation (the original when nothing changed); for the offline CLI. Undefined for
+   * an injection decided with `podResult: false`.
+   */
   pod: unknown;
   /** An unexpected error caught while deciding (the Pod was admitted unchanged). */
   error?: Error;
@@ -130,6 +133,11 @@ export interface AdmissionContext {
   /** See ShapeOptions.wholePodDepth: the HTTP route sets false, the offline CLI keeps the default. */
   wholePodDepth?: boolean;
   /**
+   * Build the mutated Pod (default true). The HTTP route sets false: it answers with the patch
+   * alone, and the patch is the same either way.
+   */
+  podResult?: boolean;
+  /**
    * The namespace's pull-secret-status annotation (written by the refresher) and the time to judge
    * it by; without it no pull-Secret warning is given.
    */
@@ -183,7 +191,7 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
     return skipped(request, pod, policy.reason, policy.detail, warn ? [`Pod not mutated: ${policy.detail}`] : [], rules);
   }
 
-  const mutation = mutatePod(pod, policy.plan, config);
+  const mutation = context.podResult === false ? planMutation(pod, policy.plan, config) : mutatePod(pod, policy.plan, config);
   const operations = mutation.operations;
   (context.guard ?? createPatchGuard(config.labelPrefix)).check(operations);
   const status = context.pullSecretStatus;
@@ -218,7 +226,7 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
     ),
     audit,
     operations,
-    pod: mutation.pod,
+    pod: 'pod' in mutation ? mutation.pod : undefined,
     ...(rules ? { rules } : {}),
   };
 }

@@ -19,46 +19,65 @@ export interface Injected {
   imagePullSecrets?: string[];
 }
 
-export interface MutationResult {
-  pod: Pod;
+/** What one pass decides: what it injects, the warnings, and the patch (not yet guarded). */
+export interface MutationPlan {
   /** What this pass changed; empty when the Pod already had everything. */
   injected: Injected;
   warnings: string[];
-  /** The JSON patch from the original to `pod`, recorded write by write (not yet guarded). */
+  /** The JSON patch from the original to the mutated Pod, recorded write by write. */
   operations: Operation[];
+}
+
+export interface MutationResult extends MutationPlan {
+  pod: Pod;
 }
 
 const DEFAULT_SERVICE_ACCOUNT = 'default';
 const SPEC = ['spec'] as const;
 
+/** The mutated Pod (copy on write) and its patch: for callers that need the Pod itself (the offline CLI). */
 export function mutatePod(original: Pod, plan: InjectionPlan, config: Config): MutationResult {
   const pod = copyForWriting(original);
+  return { pod, ...runMutation(original, plan, config, pod) };
+}
+
+/**
+ * The same pass without building the mutated Pod: only the operations (and what they inject). The
+ * admission route sends a patch, never the Pod, so it saves the copies (test/webhook/recorded-patch
+ * checks both give the same patch).
+ */
+export function planMutation(original: Pod, plan: InjectionPlan, config: Config): MutationPlan {
+  return runMutation(original, plan, config, undefined);
+}
+
+/**
+ * Every writer reads the original Pod (no writer reads what another one wrote) and records its
+ * change; `pod`, when given, is the copy-on-write result it also writes into.
+ */
+function runMutation(original: Pod, plan: InjectionPlan, config: Config, pod: Pod | undefined): MutationPlan {
   const injected: Injected = {};
   const warnings: string[] = [];
-  const patch = new PatchRecorder();
+  const out: Outputs = { injected, warnings, patch: new PatchRecorder(), pod };
 
-  if (plan.serviceAccount !== null) {
-    applyServiceAccount(original, pod, plan.serviceAccount, config, { injected, warnings, patch });
-  }
-  if (plan.awsSecret !== null) {
-    applyEnvFrom(pod, plan.awsSecret, config, { injected, warnings, patch });
-  }
-  if (plan.pullSecret !== null) {
-    applyPullSecret(original, pod, plan.pullSecret, injected, patch);
-  }
+  if (plan.serviceAccount !== null) applyServiceAccount(original, plan.serviceAccount, config, out);
+  if (plan.awsSecret !== null) applyEnvFrom(original, plan.awsSecret, config, out);
+  if (plan.pullSecret !== null) applyPullSecret(original, plan.pullSecret, out);
   if (plan.serviceAccount !== null && plan.awsSecret !== null) {
     // AWS SDKs take static keys from the environment before IRSA's web identity token.
     warnings.push(`static keys in Secret ${plan.awsSecret} shadow IRSA of ServiceAccount ${plan.serviceAccount}`);
   }
-  if (Object.keys(injected).length > 0) recordInjection(original, pod, plan.rule === undefined ? injected : { rule: plan.rule, ...injected }, config, patch);
-  return { pod, injected, warnings, operations: patch.operations };
+  if (injected.serviceAccountName !== undefined || injected.envFrom !== undefined || injected.imagePullSecrets !== undefined) {
+    recordInjection(original, plan.rule === undefined ? injected : { rule: plan.rule, ...injected }, config, out);
+  }
+  return { injected, warnings, operations: out.patch.operations };
 }
 
-/** What the writers report into: what was injected, the warnings, and the patch. */
+/** What the writers report into: what was injected, the warnings, the patch, and the copy to write (if any). */
 interface Outputs {
   injected: Injected;
   warnings: string[];
   patch: PatchRecorder;
+  pod: Pod | undefined;
 }
 
 /**
@@ -81,8 +100,8 @@ function writableContainer(pod: Pod, placed: PlacedContainer): Container {
   return copy;
 }
 
-function applyServiceAccount(original: Pod, pod: Pod, wanted: string, config: Config, { injected, warnings, patch }: Outputs): void {
-  const spec = pod.spec;
+function applyServiceAccount(original: Pod, wanted: string, config: Config, { injected, warnings, patch, pod }: Outputs): void {
+  const spec = original.spec;
   // The ServiceAccount admission plugin runs before webhooks, so "unset" arrives as "default".
   const current = spec.serviceAccountName || spec.serviceAccount || DEFAULT_SERVICE_ACCOUNT;
   if (current === wanted) return;
@@ -93,18 +112,18 @@ function applyServiceAccount(original: Pod, pod: Pod, wanted: string, config: Co
   if (current !== DEFAULT_SERVICE_ACCOUNT) {
     warnings.push(`serviceAccountName ${current} replaced by ${wanted} (serviceAccountPolicy: always)`);
   }
-  spec.serviceAccountName = wanted;
-  patch.set(SPEC, original.spec, 'serviceAccountName', wanted);
+  if (pod) pod.spec.serviceAccountName = wanted;
+  patch.set(SPEC, spec, 'serviceAccountName', wanted);
   // Keep the deprecated alias consistent when the API server sent it.
   if (spec.serviceAccount !== undefined) {
-    spec.serviceAccount = wanted;
-    patch.set(SPEC, original.spec, 'serviceAccount', wanted);
+    if (pod) pod.spec.serviceAccount = wanted;
+    patch.set(SPEC, spec, 'serviceAccount', wanted);
   }
   injected.serviceAccountName = wanted;
 }
 
-function applyEnvFrom(pod: Pod, secret: string, config: Config, { injected, warnings, patch }: Outputs): void {
-  const targets = selectContainers(pod.spec, config.targetContainers);
+function applyEnvFrom(original: Pod, secret: string, config: Config, { injected, warnings, patch, pod }: Outputs): void {
+  const targets = selectContainers(original.spec, config.targetContainers);
   if (targets.length === 0) {
     warnings.push(`no container matches targetContainers; Secret ${secret} not injected`);
     return;
@@ -112,12 +131,12 @@ function applyEnvFrom(pod: Pod, secret: string, config: Config, { injected, warn
   const changed: string[] = [];
   for (const placed of targets) {
     if (hasSecretRef(placed.container, secret)) continue;
-    const container = writableContainer(pod, placed);
     // Append: AWS keys from this Secret must not override anything the step set itself in env,
     // and env always wins over envFrom in Kubernetes.
-    container.envFrom = [...(container.envFrom ?? []), { secretRef: { name: secret } }];
-    patch.append(['spec', placed.list, placed.index], placed.container, 'envFrom', container.envFrom);
-    changed.push(container.name);
+    const source = { secretRef: { name: secret } };
+    const list = patch.append(['spec', placed.list, placed.index], placed.container, 'envFrom', source);
+    if (pod) writableContainer(pod, placed).envFrom = list;
+    changed.push(placed.container.name);
   }
   if (changed.length > 0) injected.envFrom = { secret, containers: changed };
 }
@@ -126,24 +145,21 @@ function hasSecretRef(container: Container, secret: string): boolean {
   return (container.envFrom ?? []).some((source) => source.secretRef?.name === secret);
 }
 
-function applyPullSecret(original: Pod, pod: Pod, secret: string, injected: Injected, patch: PatchRecorder): void {
-  const existing = pod.spec.imagePullSecrets ?? [];
+function applyPullSecret(original: Pod, secret: string, { injected, patch, pod }: Outputs): void {
+  const existing = original.spec.imagePullSecrets ?? [];
   if (existing.some((reference) => reference.name === secret)) return;
   // Append, never replace: the ServiceAccount plugin copies its own pull secrets only into Pods that
   // have none, so anything already here must survive.
-  pod.spec.imagePullSecrets = [...existing, { name: secret }];
-  patch.append(SPEC, original.spec, 'imagePullSecrets', pod.spec.imagePullSecrets);
+  const list = patch.append(SPEC, original.spec, 'imagePullSecrets', { name: secret });
+  if (pod) pod.spec.imagePullSecrets = list;
   injected.imagePullSecrets = [secret];
 }
 
 /** Merge this pass into the `<prefix>/injected` annotation so `kubectl get pod -o yaml` shows it. */
-function recordInjection(original: Pod, pod: Pod, injected: Injected, config: Config, patch: PatchRecorder): void {
+function recordInjection(original: Pod, injected: Injected, config: Config, { patch, pod }: Outputs): void {
   const key = labelKeys(config.labelPrefix).injectedAnnotation;
   const before = original.metadata.annotations;
-  // A new map: the input's annotations are shared with the original Pod.
-  const annotations: Record<string, string> = { ...before };
-  pod.metadata.annotations = annotations;
-  const previous = parseInjectedAnnotation(annotations[key]);
+  const previous = parseInjectedAnnotation(isPlainObject(before) ? before[key] : undefined);
   const merged: Injected = { ...previous, ...injected };
   if (previous.envFrom && injected.envFrom && previous.envFrom.secret === injected.envFrom.secret) {
     merged.envFrom = {
@@ -154,10 +170,17 @@ function recordInjection(original: Pod, pod: Pod, injected: Injected, config: Co
   if (previous.imagePullSecrets && injected.imagePullSecrets) {
     merged.imagePullSecrets = [...new Set([...previous.imagePullSecrets, ...injected.imagePullSecrets])];
   }
-  annotations[key] = JSON.stringify(merged);
+  const value = JSON.stringify(merged);
   // A map that was there gets the one key; a missing (or null) map is written whole.
-  if (isPlainObject(before)) patch.set(['metadata', 'annotations'], before, key, annotations[key]);
-  else patch.set(['metadata'], original.metadata, 'annotations', annotations);
+  if (isPlainObject(before)) {
+    patch.set(['metadata', 'annotations'], before, key, value);
+    // A new map: the input's annotations are shared with the original Pod.
+    if (pod) pod.metadata.annotations = { ...before, [key]: value };
+  } else {
+    const annotations = { [key]: value };
+    patch.set(['metadata'], original.metadata, 'annotations', annotations);
+    if (pod) pod.metadata.annotations = annotations;
+  }
 }
 
 /** Read a previous pass's annotation, keeping only well-formed fields (anyone can write annotations). */

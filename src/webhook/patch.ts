@@ -40,18 +40,18 @@ export class PatchRecorder {
   }
 
   /**
-   * `target[key] = [...before, item]`: an add at the end of the list that was there (even an empty
-   * one), or the whole new list when there was none (`add`) or it was null (`replace`).
+   * `target[key] = [...before, item]`, returned: an add at the end of the list that was there (even
+   * an empty one), or the whole new list when there was none (`add`) or it was null (`replace`).
    */
-  append(at: readonly Token[], original: Readonly<Record<string, unknown>>, key: string, list: readonly unknown[]): void {
+  append<T>(at: readonly Token[], original: Readonly<Record<string, unknown>>, key: string, item: T): T[] {
     const before = Object.hasOwn(original, key) ? original[key] : undefined;
     if (Array.isArray(before)) {
-      for (let index = before.length; index < list.length; index += 1) {
-        this.operations.push({ op: 'add', path: pointer([...at, key, index]), value: list[index] });
-      }
-      return;
+      this.operations.push({ op: 'add', path: pointer([...at, key, before.length]), value: item });
+      return [...(before as T[]), item];
     }
+    const list = [item];
     this.operations.push({ op: before === undefined ? 'add' : 'replace', path: pointer([...at, key]), value: list });
+    return list;
   }
 }
 

@@ -88,8 +88,8 @@ export function describePodShapeProblem(value: unknown, options: ShapeOptions = 
     const containers = spec[list];
     if (containers === undefined || containers === null) continue;
     if (!Array.isArray(containers)) return `spec.${list} is not a list`;
-    for (const [index, container] of containers.entries()) {
-      const problem = describeContainerProblem(container);
+    for (let index = 0; index < containers.length; index += 1) {
+      const problem = describeContainerProblem(containers[index]);
       if (problem !== undefined) return `spec.${list}[${index}] ${problem}`;
     }
   }
@@ -144,7 +144,10 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 function isStringMap(value: unknown): value is Record<string, string> {
-  return isPlainObject(value) && Object.values(value).every((v) => typeof v === 'string');
+  if (!isPlainObject(value)) return false;
+  // A loop, not Object.values().every(): no list of values per map (annotations can be many).
+  for (const key in value) if (typeof value[key] !== 'string') return false;
+  return true;
 }
 
 /** A container in the Pod, with where it sits (for patch paths and messages). */
@@ -155,42 +158,43 @@ export interface PlacedContainer {
 }
 
 /**
- * The roles a container plays in an agent-stack-k8s job Pod. The controller's own test for a command
+ * The role a container plays in an agent-stack-k8s job Pod. The controller's own test for a command
  * container is the presence of BUILDKITE_COMMAND in its env (model.IsCommandContainer), whatever its
  * name; checkout and agent are fixed names. Sidecars are native sidecars (initContainers with
  * restartPolicy Always) or, before Kubernetes 1.29, any other regular container.
  */
-export function rolesOf(placed: PlacedContainer): ContainerRole[] {
-  const { list, container } = placed;
-  if (list === 'initContainers') return container.restartPolicy === 'Always' ? ['sidecar'] : ['init'];
-  if (hasCommandVariable(container.env)) return ['command'];
-  if (container.name === 'checkout') return ['checkout'];
-  if (container.name === 'agent') return ['agent'];
-  return ['sidecar'];
+export function roleOf(list: PlacedContainer['list'], container: Container): ContainerRole {
+  if (list === 'initContainers') return container.restartPolicy === 'Always' ? 'sidecar' : 'init';
+  if (hasCommandVariable(container.env)) return 'command';
+  if (container.name === 'checkout') return 'checkout';
+  if (container.name === 'agent') return 'agent';
+  return 'sidecar';
 }
 
 function hasCommandVariable(env: Container['env']): boolean {
   if (!env) return false;
-  for (const variable of env as unknown[]) {
+  for (let index = 0; index < env.length; index += 1) {
+    const variable = env[index] as unknown;
     if (typeof variable === 'object' && variable !== null && (variable as { name?: unknown }).name === 'BUILDKITE_COMMAND') return true;
   }
   return false;
 }
 
-export function listContainers(spec: PodSpec): PlacedContainer[] {
-  const placed: PlacedContainer[] = [];
-  for (const list of ['initContainers', 'containers'] as const) {
-    const containers = spec[list] ?? [];
-    containers.forEach((container, index) => placed.push({ list, index, container }));
-  }
-  return placed;
-}
+const CONTAINER_LISTS = ['initContainers', 'containers'] as const;
 
-/** Containers selected by a list of role names and plain container names. */
+/**
+ * Containers selected by a list of role names and plain container names, init containers first.
+ * One pass that places only the ones it keeps: this runs for every Pod, over all its containers.
+ */
 export function selectContainers(spec: PodSpec, targets: readonly string[]): PlacedContainer[] {
-  return listContainers(spec).filter(
-    (placed) =>
-      targets.includes(placed.container.name) ||
-      rolesOf(placed).some((role) => targets.includes(role)),
-  );
+  const selected: PlacedContainer[] = [];
+  for (const list of CONTAINER_LISTS) {
+    const containers = spec[list];
+    if (!containers) continue;
+    for (let index = 0; index < containers.length; index += 1) {
+      const container = containers[index] as Container;
+      if (targets.includes(container.name) || targets.includes(roleOf(list, container))) selected.push({ list, index, container });
+    }
+  }
+  return selected;
 }

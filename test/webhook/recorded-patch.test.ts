@@ -159,3 +159,24 @@ void t.test('generated Pods: the recorded patch is the full diff, applies to the
   t.ok(operations > RUNS, `${operations} operations checked`);
   t.end();
 });
+
+void t.test('generated Pods: deciding without building the mutated Pod (the HTTP route) gives the same answer and patch', (t) => {
+  let injected = 0;
+  fc.assert(
+    fc.property(testCase, ({ config, labels, pod }) => {
+      const original = deepFreeze(structuredClone(pod));
+      const built = reviewAdmission(request(original), labels, { config });
+      const planned = reviewAdmission(request(original), labels, { config, podResult: false });
+      deepStrictEqual(planned.operations, built.operations, 'the same operations, in the same order');
+      deepStrictEqual(planned.response, built.response, 'the same response');
+      deepStrictEqual(planned.audit, built.audit, 'the same audit record');
+      if (built.operations.length > 0) {
+        injected += 1;
+        equal(planned.pod, undefined, 'no mutated Pod');
+      }
+    }),
+    { seed: SEED, numRuns: RUNS },
+  );
+  t.ok(injected > RUNS / 3, `${injected} injections compared`);
+  t.end();
+});
