@@ -2,6 +2,7 @@
 // then the Pod asked for, in that order. The config is the one given (--config), else the webhook's
 // own ConfigMap, else the built-in defaults (and a check says which). Read-only.
 import type { V1MutatingWebhookConfiguration, V1Namespace } from '@kubernetes/client-node';
+import { bulkhead } from 'cockatiel';
 import { parse as parseYaml } from 'yaml';
 import { describeError } from '../kube/describe-error.js';
 import { parseConfig, withExcludedNamespace, type Config } from '../webhook/config.js';
@@ -16,7 +17,7 @@ export const DEFAULT_WEBHOOK_CONFIGURATION = 'buildkite-ecr-injector';
 /** The manifests' names: the ConfigMap and Deployment are named like the Service, the refresher with -refresher. */
 const CONFIG_KEY = 'config.yaml';
 const REFRESHER_SUFFIX = '-refresher';
-/** Namespaces checked at once: each costs up to three reads. */
+/** Namespaces checked at once: each costs a few reads (ServiceAccount, Secrets, and what its rules name). */
 const CONCURRENCY = 8;
 
 export interface DoctorOptions {
@@ -55,9 +56,8 @@ export async function runDoctor(options: DoctorOptions): Promise<Check[]> {
   if (options.pod && !wanted.includes(options.pod.namespace)) wanted.push(options.pod.namespace);
   const namespaces = await namespacesToCheck(api, wanted, config, cluster);
   const context = { api, config, configuration, refresher: refresherDeployment ? { namespace: service.namespace, name: refresherName } : undefined, now };
-  const perNamespace = await mapLimit(namespaces, CONCURRENCY, (entry) =>
-    'missing' in entry ? Promise.resolve(entry.missing) : checkNamespace(entry.namespace, context),
-  );
+  const limit = bulkhead(CONCURRENCY, Infinity);
+  const perNamespace = await Promise.all(namespaces.map((entry) => ('missing' in entry ? Promise.resolve(entry.missing) : limit.execute(() => checkNamespace(entry.namespace, context)))));
   const checks = [...cluster.checks, ...perNamespace.flat()];
   if (options.pod) {
     const { namespace, name } = options.pod;
@@ -128,17 +128,4 @@ async function namespacesToCheck(api: ClusterApi, names: string[], config: Confi
       return { missing: out.checks };
     }),
   );
-}
-
-async function mapLimit<T, R>(items: readonly T[], limit: number, run: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await run(items[index]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }

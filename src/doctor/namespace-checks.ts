@@ -16,7 +16,7 @@ import type { ClusterApi } from './cluster-api.js';
 import { selects } from './label-selector.js';
 import { describeCredentials, readOrFail, scopeChecks, type Check, type ScopeChecks } from './report.js';
 import { checkRules, rulesFor, type RuleCheckContext } from './rule-checks.js';
-import { AWS_KEYS, keyNames } from './secret-keys.js';
+import { AWS_KEYS, keyNames, missingAwsKeys } from './secret-keys.js';
 
 export const ROLE_ARN_ANNOTATION = 'eks.amazonaws.com/role-arn';
 const HOUR_MS = 3_600_000;
@@ -147,10 +147,9 @@ async function checkAwsSecret(namespace: string, name: string, context: Namespac
     out.fail('aws-secret', `Secret ${name} does not exist: job Pods that reference it do not start (CreateContainerConfigError)`, `kubectl -n ${namespace} create secret generic ${name} --from-literal=AWS_ACCESS_KEY_ID=... --from-literal=AWS_SECRET_ACCESS_KEY=...`);
     return;
   }
-  const names = keyNames(secret);
-  const missing = AWS_KEYS.filter((key) => !names.includes(key));
+  const missing = missingAwsKeys(secret);
   if (missing.length > 0) {
-    out.fail('aws-secret', `Secret ${name} has no ${missing.join(' or ')} key (it has: ${names.join(', ') || 'no keys'})`, `kubectl -n ${namespace} edit secret ${name}: add ${missing.join(' and ')}`);
+    out.fail('aws-secret', `Secret ${name} has no ${missing.join(' or ')} key (it has: ${keyNames(secret).join(', ') || 'no keys'})`, `kubectl -n ${namespace} edit secret ${name}: add ${missing.join(' and ')}`);
   } else {
     out.ok('aws-secret', `Secret ${name} has ${AWS_KEYS.join(' and ')}`);
   }

@@ -9,7 +9,7 @@ import type { Config } from '../webhook/config.js';
 import { MATCH_FIELDS, type Rule } from '../webhook/rules.js';
 import type { ClusterApi } from './cluster-api.js';
 import { readOrFail, type ScopeChecks } from './report.js';
-import { AWS_KEYS, keyNames } from './secret-keys.js';
+import { missingAwsKeys } from './secret-keys.js';
 
 export interface RuleCheckContext {
   api: ClusterApi;
@@ -88,7 +88,7 @@ async function checkRuleCredentials(namespace: string, rule: Rule, context: Rule
     reads.push(
       readOrFail(out, id, `Secret ${awsSecret}`, () => api.secret(namespace, awsSecret)).then((found) => {
         if (found === null) return;
-        const missing = found === undefined ? undefined : AWS_KEYS.filter((key) => !keyNames(found).includes(key));
+        const missing = found === undefined ? undefined : missingAwsKeys(found);
         if (missing === undefined) problems.push(`AWS Secret ${awsSecret} does not exist: the job Pods this rule matches do not start (CreateContainerConfigError)`);
         else if (missing.length > 0) problems.push(`AWS Secret ${awsSecret} has no ${missing.join(' or ')} key`);
         else fine.push(`AWS Secret ${awsSecret}`);

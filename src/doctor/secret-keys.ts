@@ -8,3 +8,9 @@ export const AWS_KEYS: readonly string[] = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACC
 export function keyNames(secret: V1Secret): string[] {
   return [...Object.keys(secret.data ?? {}), ...Object.keys(secret.stringData ?? {})];
 }
+
+/** The AWS keys a Secret lacks, by name. */
+export function missingAwsKeys(secret: V1Secret): string[] {
+  const names = keyNames(secret);
+  return AWS_KEYS.filter((key) => !names.includes(key));
+}

@@ -240,17 +240,17 @@ function describeJsonError(error: Error): string {
   return error.message.replace(/, ".*" is not valid JSON$/s, ' (JSON syntax error)');
 }
 
+interface DecisionContext extends AdmissionContext {
+  /** The namespace annotation the refresher reports the pull Secret's state in. */
+  statusAnnotation: string;
+}
+
 /**
  * Decide from the cached labels first. Only when the policy says the namespace's labels were the one
  * thing missing (reason namespace-unknown: the Pod is a job Pod in a namespace that is not excluded)
  * is the source's slow path (one API read) worth taking; the policy stays the only place that
  * decides which Pods are candidates.
  */
-interface DecisionContext extends AdmissionContext {
-  /** The namespace annotation the refresher reports the pull Secret's state in. */
-  statusAnnotation: string;
-}
-
 async function decideWithLabels(
   request: AdmissionRequest,
   context: DecisionContext,

@@ -203,7 +203,7 @@ function decide(request: AdmissionRequest, namespaceLabels: Labels | undefined, 
   if (!unchanged) audit.injected = mutation.injected;
   if (warnings.length) audit.warnings = warnings;
   if (pullSecret) audit.pullSecretProblem = pullSecret.problem;
-  addRuleAudit(audit, rules);
+  Object.assign(audit, ruleAudit(rules));
   if (unchanged) {
     return {
       response: withWarnings({ uid: request.uid, allowed: true, auditAnnotations: { decision: 'unchanged', reason: 'already-present', ...ruleAnnotation(rules) } }, warnings),
@@ -248,13 +248,6 @@ function ruleAudit(rules: RuleEvaluation | undefined): Pick<AuditRecord, 'rule' 
   const missing: string[] = [];
   for (const miss of rules.misses) if (miss.missing !== undefined && !missing.includes(miss.missing)) missing.push(miss.missing);
   return { rule: rules.rule?.name ?? null, ...(missing.length > 0 ? { missingAnnotations: missing } : {}) };
-}
-
-function addRuleAudit(audit: AuditRecord, rules: RuleEvaluation | undefined): void {
-  if (rules === undefined) return;
-  const extra = ruleAudit(rules);
-  audit.rule = extra.rule;
-  if (extra.missingAnnotations) audit.missingAnnotations = extra.missingAnnotations;
 }
 
 function ruleAnnotation(rules: RuleEvaluation | undefined): { rule?: string } {

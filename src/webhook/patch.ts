@@ -105,11 +105,3 @@ export function createPatchGuard(labelPrefix: string): PatchGuard {
     },
   };
 }
-
-/**
- * The RFC 6902 operations that turn `original` into `mutated`, by a full diff: the reference the
- * recorded patch is tested against, and the offline check of a patch; never on the request path.
- */
-export function diffPods(original: object, mutated: object): Operation[] {
-  return fastJsonPatch.compare(original, mutated);
-}

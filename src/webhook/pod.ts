@@ -128,7 +128,7 @@ function deeperThan(node: object, levelsLeft: number): boolean {
 function describeContainerProblem(container: unknown): string | undefined {
   if (!isPlainObject(container)) return 'is not an object';
   if (typeof container.name !== 'string') return 'has no name';
-  // Only that env is a list: its entries are read once, by rolesOf, which skips any that is not an
+  // Only that env is a list: its entries are read once, by roleOf, which skips any that is not an
   // object (the API server has validated them; a second pass here cost as much as the read).
   if (container.env !== undefined && container.env !== null && !Array.isArray(container.env)) return 'env is not a list of objects';
   if (container.envFrom !== undefined && container.envFrom !== null) {

@@ -5,9 +5,9 @@ import t from 'tap';
 import fastJsonPatch from 'fast-json-patch';
 import { parseConfig } from '../../src/webhook/config.js';
 import { mutatePod } from '../../src/webhook/mutate.js';
-import { diffPods } from '../../src/webhook/patch.js';
 import type { Pod } from '../../src/webhook/pod.js';
 import type { InjectionPlan } from '../../src/webhook/policy.js';
+import { diffPods } from '../helpers/full-diff.js';
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {

@@ -12,8 +12,9 @@ import { deepStrictEqual, doesNotThrow, equal } from 'node:assert/strict';
 import t from 'tap';
 import { reviewAdmission, type AdmissionRequest } from '../../src/webhook/admission.js';
 import { parseConfig, type Config } from '../../src/webhook/config.js';
-import { createPatchGuard, diffPods, pointer } from '../../src/webhook/patch.js';
+import { createPatchGuard, pointer } from '../../src/webhook/patch.js';
 import type { Labels } from '../../src/webhook/pod.js';
+import { diffPods } from '../helpers/full-diff.js';
 
 const SEED = Number(process.env.RECORDED_PATCH_SEED ?? 1_410_2026);
 const RUNS = Number(process.env.RECORDED_PATCH_RUNS ?? 4_000);
